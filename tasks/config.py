@@ -1,0 +1,246 @@
+"""The one typed configuration of reviewflow.
+
+Profiles are data: `PROFILES[name]` holds the values a profile changes from the field
+defaults (which are the notebook's experiment). `Config(profile="smoke")` and
+`Config.model_validate({"profile": "smoke"})` both give the smoke profile, so a flow run
+started from the Prefect API with just `{"profile": "smoke"}` is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.errors import ReviewflowError
+
+OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+ARCHITECTURES = ("rnn", "birnn", "bigru", "bilstm")
+NOTEBOOK_SEQ_LEN = {"rnn": 100, "birnn": 100, "bigru": 100, "bilstm": 2494}
+Profile = Literal["smoke", "default"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = Field(
+        default_factory=lambda: os.environ.get("REVIEWFLOW_DATA") or OFFICIAL_DATASET_URL,
+        description="http(s) URL, .tar.gz, extracted aclImdb/ folder, or a CSV/Parquet/JSONL table",
+    )
+    cache_dir: Path = Field(Path("data/cache"), description="downloads and the Parquet cache")
+    reviews_per_split: int | None = Field(
+        None, ge=2, description="keep this many reviews per split (stratified); none keeps all"
+    )
+    test_fraction: float = Field(
+        0.5, gt=0, lt=1, description="share of a table without a split column used for test"
+    )
+
+
+class ValidationConfig(Section):
+    min_rows_per_split: int = Field(1000, ge=1)
+    max_rows_per_split: int = Field(1_000_000, ge=1)
+    min_positive_fraction: float = Field(0.4, ge=0, le=1)
+    max_positive_fraction: float = Field(0.6, ge=0, le=1)
+    min_text_chars: int = Field(10, ge=1)
+    max_text_chars: int = Field(100_000, ge=1)
+
+
+class PrepareConfig(Section):
+    vocab_size: int = Field(
+        88_586, ge=3, description="token ids including padding (0) and unknown (1)"
+    )
+    keep: Literal["start", "end"] = Field(
+        "end", description="which end of a review longer than seq_len is kept"
+    )
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of train held out for validation during training"
+    )
+
+
+class TrainConfig(Section):
+    architectures: list[Literal["rnn", "birnn", "bigru", "bilstm"]] = Field(
+        default_factory=lambda: list(ARCHITECTURES), min_length=1
+    )
+    seq_len: dict[str, int] = Field(
+        default_factory=lambda: dict(NOTEBOOK_SEQ_LEN),
+        description="longest sequence fed to each architecture",
+    )
+    embedding_dim: int = Field(64, ge=1)
+    units: int = Field(64, ge=1)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 42
+    task_runner: Literal["process", "dask"] = "process"
+    dask_address: str | None = Field(None, description="an existing Dask scheduler; none starts a local cluster")
+    max_workers: int | None = Field(
+        None, ge=1, description="concurrent trainings; none: as many as cores allow"
+    )
+
+    @field_validator("seq_len", mode="before")
+    @classmethod
+    def _fill_missing_lengths(cls, value: Any) -> Any:
+        # `--set train.seq_len.bilstm=400` changes one length and keeps the others.
+        return {**NOTEBOOK_SEQ_LEN, **value} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _every_architecture_has_a_length(self) -> "TrainConfig":
+        missing = [a for a in self.architectures if a not in self.seq_len]
+        if missing:
+            raise ValueError(f"train.seq_len has no length for {', '.join(missing)}")
+        bad = {a: n for a, n in self.seq_len.items() if a not in ARCHITECTURES or n < 1}
+        if bad:
+            raise ValueError(f"train.seq_len has bad entries {bad}")
+        return self
+
+
+class TrackingConfig(Section):
+    """Blank fields are filled from MLFLOW_TRACKING_URI and mlflow.yaml (see `tracking_settings`)."""
+
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    artifact_location: str | None = None
+    registered_model_prefix: str | None = None
+
+
+class Config(Section):
+    """Everything one run of reviewflow needs; the training flow's parameter."""
+
+    profile: Profile = "default"
+    output_dir: Path = Field(Path("data/runs"), description="per-run outputs (validation reports, models)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            profile = values.get("profile", "default")
+            if profile in PROFILES:
+                return _deep_merge(PROFILES[profile], values)
+        return values
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "smoke": {
+        "data": {"reviews_per_split": 2000},
+        "validation": {"min_rows_per_split": 100},
+        "prepare": {"vocab_size": 5000},
+        "train": {"epochs": 1, "seq_len": {"bilstm": 400}},
+    },
+}
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(profile: str = "default", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build the config from a profile and `key=value` overrides (dotted keys).
+
+    Raises ReviewflowError with one line naming the key for unknown keys and bad values.
+    """
+    if profile not in PROFILES:
+        raise ReviewflowError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
+    values: dict[str, Any] = {"profile": profile}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ReviewflowError(f"--set {item!r}: expected key=value, e.g. train.epochs=2")
+        _check_key(key)
+        _set_path(values, key.split("."), _parse_value(raw))
+    try:
+        return Config.model_validate(values)
+    except ValidationError as exc:
+        raise ReviewflowError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the dotted key."""
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "config"
+        given = err.get("input")
+        shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+        parts.append(f"bad value for {key}: {err['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def _check_key(key: str) -> None:
+    model: type[BaseModel] | None = Config
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if model is None:
+            # Inside a dict-valued field (train.seq_len.<arch>): the value check names it.
+            return
+        field = model.model_fields.get(part)
+        if field is None:
+            known = ", ".join(model.model_fields)
+            where = ".".join(parts[:i]) or "the config"
+            raise ReviewflowError(f"unknown setting {key!r}: {where} has {known}")
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _set_path(values: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        values = values.setdefault(part, {})
+    values[parts[-1]] = value
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML scalars and lists (`3`, `0.5`, `[rnn, bigru]`, `null`); a bare `a,b` is a list."""
+    raw = raw.strip()
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str) and "," in value and "://" not in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def tracking_settings(config: Config, settings_file: Path | None = None) -> TrackingConfig:
+    """The tracking section with its blanks filled: MLFLOW_TRACKING_URI, then mlflow.yaml."""
+    merged = {**_read_mlflow_yaml(settings_file), **config.tracking.model_dump(exclude_none=True)}
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if env_uri and config.tracking.tracking_uri is None:
+        merged["tracking_uri"] = env_uri
+    try:
+        settings = TrackingConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ReviewflowError(f"mlflow.yaml: {describe_validation_error(exc)}") from None
+    for key in ("experiment", "tracking_uri", "registered_model_prefix"):
+        if not getattr(settings, key):
+            raise ReviewflowError(f"mlflow.yaml: no value for {key!r} (and no tracking.{key} set)")
+    return settings
+
+
+def _read_mlflow_yaml(path: Path | None) -> dict[str, Any]:
+    candidates = [path] if path else [Path.cwd() / "mlflow.yaml", Path(__file__).resolve().parents[1] / "mlflow.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                loaded = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise ReviewflowError(f"{candidate}: not valid YAML ({exc.__class__.__name__})") from None
+            if not isinstance(loaded, dict):
+                raise ReviewflowError(f"{candidate}: expected a mapping of settings")
+            return loaded
+    return {}

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real dataset, a private working folder per test."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMDB_ARCHIVE = Path(
+    os.environ.get("REVIEWFLOW_TEST_ARCHIVE", REPO_ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz")
+)
+
+
+@pytest.fixture(scope="session")
+def imdb_archive() -> Path:
+    """The real labeled IMDB archive (../shared/data on every developer machine and in CI)."""
+    if not IMDB_ARCHIVE.is_file():
+        pytest.fail(f"the IMDB archive is missing: {IMDB_ARCHIVE} (set REVIEWFLOW_TEST_ARCHIVE)")
+    return IMDB_ARCHIVE
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test inside an empty folder, so `data/` and the MLflow store are the test's own."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("REVIEWFLOW_DATA", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
