@@ -1,0 +1,87 @@
+"""The training flow: ingest -> validate -> prepare -> train x4 in parallel -> evaluate -> register."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+
+from tasks.config import Config, Profile
+from tasks.errors import ReviewflowError
+from tasks.evaluate import Evaluation, evaluate_model
+from tasks.ingest import ingest_reviews
+from tasks.prepare import PreparedData, prepare_sequences
+from tasks.register import register_model
+from tasks.report import close_training_run, open_training_run, publish_comparison, record_data
+from tasks.tracking import Tracking
+from tasks.train import threads_per_training, train_architecture
+from tasks.validate import validate_reviews
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    config = params.get("config")
+    profile = params.get("profile") or getattr(config, "profile", None) or "default"
+    return f"train-{profile}"
+
+
+@flow(name="train", flow_run_name=_flow_run_name, log_prints=True)
+def train(config: Config | None = None, profile: Profile | None = None) -> list[dict]:
+    """Train, evaluate and register the configured architectures; returns the comparison table."""
+    config = resolve_config(config, profile)
+    run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    run_dir = config.output_dir / run_name
+    tracking = open_training_run(config, run_name)
+    try:
+        table = ingest_reviews(config.data)
+        try:
+            validate_reviews(table.path, config.validation, run_dir / "validation")
+        finally:
+            record_data(tracking, table, run_dir / "validation")
+        seq_lens = [config.train.seq_len[a] for a in config.train.architectures]
+        prepared = prepare_sequences(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
+        workers = config.train.max_workers or min(len(config.train.architectures), threads_per_training(1))
+        evaluations = train_models.with_options(task_runner=task_runner(config, workers))(
+            config, prepared, tracking, threads_per_training(workers)
+        )
+        registrations = [register_model(e, tracking) for e in evaluations]
+        rows = publish_comparison(evaluations, registrations, tracking)
+    except BaseException:
+        close_training_run(tracking, succeeded=False)
+        raise
+    close_training_run(tracking, succeeded=True)
+    return rows
+
+
+@flow(name="train-models")
+def train_models(config: Config, prepared: PreparedData, tracking: Tracking, threads: int) -> list[Evaluation]:
+    """Each architecture trains and is evaluated as its own task, concurrently on the task runner."""
+    evaluations = []
+    for architecture in config.train.architectures:
+        seq_len = config.train.seq_len[architecture]
+        trained = train_architecture.submit(architecture, seq_len, prepared, config.train, tracking, threads)
+        evaluations.append(evaluate_model.submit(trained, prepared, tracking, threads))
+    return [e.result() for e in evaluations]
+
+
+def task_runner(config: Config, workers: int) -> TaskRunner:
+    """Processes on this machine, or a Dask cluster (local, or an existing one by address)."""
+    if config.train.task_runner == "process":
+        return ProcessPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    if config.train.dask_address:
+        return DaskTaskRunner(address=config.train.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+
+
+def resolve_config(config: Config | None, profile: Profile | None) -> Config:
+    """The run's config: given whole, or named by profile alone (as the Prefect UI/API may send)."""
+    if config is None:
+        return Config(profile=profile or "default")
+    if profile is not None and profile != config.profile:
+        raise ReviewflowError(f"profile {profile!r} conflicts with config.profile {config.profile!r}: give one")
+    return config

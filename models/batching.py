@@ -1,0 +1,85 @@
+"""Length bucketing: batches of reviews of similar length, padded only to their own longest.
+
+Sequences are kept ragged (a flat int32 array plus offsets), so a split costs 4 bytes per
+token instead of `rows x seq_len` float64 cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.text import PAD_ID
+
+# Reviews are sorted by length within pools of this many batches, then the batches are
+# shuffled: similar lengths share a batch while the order of batches stays random.
+POOL_BATCHES = 50
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Ragged token ids: review i is `tokens[offsets[i]:offsets[i + 1]]`."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def from_list(cls, sequences: Sequence[np.ndarray]) -> "Sequences":
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = np.concatenate(sequences).astype(np.int32) if len(sequences) else np.zeros(0, np.int32)
+        return cls(tokens, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def pad(self, rows: np.ndarray, length: int | None = None) -> np.ndarray:
+        """Rows as an int32 matrix padded at the end to `length` (default: their longest)."""
+        lengths = self.lengths[rows]
+        width = int(lengths.max()) if length is None else length
+        batch = np.full((len(rows), width), PAD_ID, dtype=np.int32)
+        for i, (row, n) in enumerate(zip(rows, lengths)):
+            start = self.offsets[row]
+            batch[i, :n] = self.tokens[start : start + n]
+        return batch
+
+    def save(self, path: Path) -> None:
+        np.savez(path, tokens=self.tokens, offsets=self.offsets)
+
+    @classmethod
+    def load(cls, path: Path) -> "Sequences":
+        with np.load(path) as stored:
+            return cls(stored["tokens"], stored["offsets"])
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Row indices grouped into batches of similar length.
+
+    With `rng`, batches are drawn at random (for training); without, every row is taken in
+    order of length (for prediction, where the caller restores the original order).
+    """
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    shuffled = rng.permutation(len(lengths))
+    pool = batch_size * POOL_BATCHES
+    batches = []
+    for start in range(0, len(shuffled), pool):
+        chunk = shuffled[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def iterate_batches(sequences: Sequences, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator | None) -> Iterator:
+    """Padded batches `(x, y)` (or `x` alone without labels) in bucketed order."""
+    for rows in bucketed_batches(sequences.lengths, batch_size, rng):
+        x = sequences.pad(rows)
+        yield x if labels is None else (x, labels[rows])

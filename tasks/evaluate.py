@@ -1,0 +1,118 @@
+"""Evaluate a trained classifier on the test split: metrics, plots, and the comparison table."""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+from sklearn import metrics as skm
+
+from models.sentiment import SentimentClassifier
+from tasks.prepare import PreparedData
+from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
+from tasks.train import TrainedModel, limit_threads
+
+log = logging.getLogger("reviewflow")
+
+
+class Evaluation(BaseModel):
+    trained: TrainedModel
+    metrics: dict[str, float]
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Test metrics at the 0.5 threshold, plus ranking (AUC) and calibration (log loss)."""
+    predicted = (probabilities >= 0.5).astype(int)
+    return {
+        "test_accuracy": skm.accuracy_score(labels, predicted),
+        "test_precision": skm.precision_score(labels, predicted, zero_division=0),
+        "test_recall": skm.recall_score(labels, predicted, zero_division=0),
+        "test_f1": skm.f1_score(labels, predicted, zero_division=0),
+        "test_auc": skm.roc_auc_score(labels, probabilities),
+        "test_loss": skm.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1]),
+    }
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate-{trained.architecture}-{trained.seq_len}")
+def evaluate_model(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
+    """Score the whole test split and log metrics, curves, confusion matrix and ROC to the child run."""
+    limit_threads(threads)
+    classifier = SentimentClassifier.load(trained.classifier_dir)
+    test_x, test_y = prepared.load("test", trained.seq_len)
+    probabilities = classifier.predict_sequences(test_x)
+    results = classification_metrics(test_y, probabilities)
+    log_metrics(tracking, trained.run_id, results)
+    log_figure(tracking, trained.run_id, training_curves(trained.history), "plots/training_curves.png")
+    log_figure(tracking, trained.run_id, confusion_matrix_plot(test_y, probabilities), "plots/confusion_matrix.png")
+    log_figure(tracking, trained.run_id, roc_plot(test_y, probabilities), "plots/roc_curve.png")
+    log_text(tracking, trained.run_id, model_summary(classifier), "model_summary.txt")
+    plt.close("all")
+    finish_run(tracking, trained.run_id, succeeded=True)
+    log.info("%s-%d: test accuracy %.4f, AUC %.4f", trained.architecture, trained.seq_len, results["test_accuracy"], results["test_auc"])
+    return Evaluation(trained=trained, metrics=results)
+
+
+def model_summary(classifier: SentimentClassifier) -> str:
+    lines: list[str] = []
+    classifier.model.summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines)
+
+
+def training_curves(history: dict[str, list[float]]) -> plt.Figure:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--o")):
+            if key in history:
+                epochs = range(1, len(history[key]) + 1)
+                axis.plot(epochs, history[key], style, label=key)
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    skm.ConfusionMatrixDisplay.from_predictions(
+        labels, (probabilities >= 0.5).astype(int), display_labels=["negative", "positive"], ax=axis, colorbar=False
+    )
+    figure.tight_layout()
+    return figure
+
+
+def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    skm.RocCurveDisplay.from_predictions(labels, probabilities, ax=axis)
+    axis.plot([0, 1], [0, 1], ":", color="grey")
+    figure.tight_layout()
+    return figure
+
+
+def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """One row per architecture, the columns the CLI prints and MLflow/Prefect show."""
+    rows = []
+    for evaluation in evaluations:
+        trained = evaluation.trained
+        version, alias = registrations.get(trained.architecture, ("", ""))
+        rows.append(
+            {
+                "architecture": trained.architecture,
+                "seq_len": trained.seq_len,
+                "test_accuracy": round(evaluation.metrics["test_accuracy"], 4),
+                "test_auc": round(evaluation.metrics["test_auc"], 4),
+                "test_f1": round(evaluation.metrics["test_f1"], 4),
+                "train_seconds": round(trained.seconds, 1),
+                "version": version,
+                "alias": alias,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,74 @@
+"""Prepare: fit the vocabulary on training text, encode every split once, store ragged int32."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+from sklearn.model_selection import train_test_split
+
+from models.batching import Sequences
+from models.text import Vocabulary, truncate
+from tasks.config import PrepareConfig
+
+log = logging.getLogger("reviewflow")
+SPLITS = ("train", "validation", "test")
+
+
+class PreparedData(BaseModel):
+    """Where the encoded splits live; only paths travel between tasks."""
+
+    folder: Path
+    vocab_size: int
+    keep: str
+    rows: dict[str, int]
+
+    @property
+    def vocabulary_path(self) -> Path:
+        return self.folder / "vocabulary.json"
+
+    def load(self, split: str, seq_len: int) -> tuple[Sequences, np.ndarray]:
+        """Token ids of `split` cut to `seq_len`, and their labels."""
+        return Sequences.load(self.folder / f"{split}-{seq_len}.npz"), np.load(self.folder / f"{split}-labels.npy")
+
+
+@task(name="prepare", cache_policy=NO_CACHE)
+def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[int], seed: int, folder: Path) -> PreparedData:
+    """Hold out validation rows from train, fit the vocabulary on the rest, encode all splits.
+
+    The test split is only encoded here: it is read again only by the final evaluation.
+    """
+    started = time.perf_counter()
+    reviews = pd.read_parquet(table_path, columns=["text", "label", "split"])
+    splits = split_for_training(reviews, settings.validation_fraction, seed)
+    vocabulary = Vocabulary.fit(splits["train"]["text"], settings.vocab_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary.save(folder / "vocabulary.json")
+    for name, frame in splits.items():
+        encoded = [vocabulary.encode(text) for text in frame["text"]]
+        np.save(folder / f"{name}-labels.npy", frame["label"].to_numpy(dtype=np.int32))
+        for seq_len in sorted(set(seq_lens)):
+            Sequences.from_list([truncate(ids, seq_len, settings.keep) for ids in encoded]).save(
+                folder / f"{name}-{seq_len}.npz"
+            )
+    rows = {name: len(frame) for name, frame in splits.items()}
+    log.info(
+        "prepared %s reviews (vocabulary %d ids, lengths %s) in %.1f s",
+        rows, vocabulary.size, sorted(set(seq_lens)), time.perf_counter() - started,
+    )
+    return PreparedData(folder=folder, vocab_size=vocabulary.size, keep=settings.keep, rows=rows)
+
+
+def split_for_training(reviews: pd.DataFrame, validation_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
+    """train / validation (stratified, carved from train) / test."""
+    train = reviews[reviews["split"] == "train"]
+    fit_part, validation = train_test_split(
+        train, test_size=validation_fraction, random_state=seed, stratify=train["label"]
+    )
+    return {"train": fit_part, "validation": validation, "test": reviews[reviews["split"] == "test"]}

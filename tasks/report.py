@@ -1,0 +1,104 @@
+"""The training run's record: the MLflow parent run, and the results published in MLflow and Prefect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import Config, tracking_settings
+from tasks.evaluate import Evaluation, comparison_table
+from tasks.ingest import ReviewTable
+from tasks.register import Registration
+from tasks.tracking import (
+    Tracking,
+    connect,
+    finish_run,
+    log_artifacts,
+    log_dataset,
+    log_table,
+    log_text,
+    run_url,
+    set_tags,
+    start_parent_run,
+)
+
+NOTEBOOK_ACCURACY = {"rnn": 0.7674, "birnn": 0.7822, "bigru": 0.7894, "bilstm": None}
+
+
+@task(name="open-run", cache_policy=NO_CACHE)
+def open_training_run(config: Config, run_name: str) -> Tracking:
+    """Reach MLflow and start the flow run's parent run, with the whole config as params."""
+    tracking = connect(tracking_settings(config))
+    params = flatten(config.model_dump(mode="json"))
+    parent = start_parent_run(tracking, run_name, params, {"profile": config.profile})
+    return tracking.model_copy(update={"parent_run_id": parent})
+
+
+@task(name="record-data", cache_policy=NO_CACHE)
+def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> None:
+    """The dataset (with its digest) as the parent run's input, and the GX validation report."""
+    name = f"reviews-{table.digest[:12]}"
+    log_dataset(tracking, tracking.parent_run_id, table.path, table.source, table.digest, name)
+    if report_dir.is_dir():
+        log_artifacts(tracking, tracking.parent_run_id, report_dir, "validation")
+
+
+@task(name="close-run", cache_policy=NO_CACHE)
+def close_training_run(tracking: Tracking, succeeded: bool) -> None:
+    finish_run(tracking, tracking.parent_run_id, succeeded)
+
+
+def flatten(values: dict, prefix: str = "") -> dict[str, object]:
+    """Nested config as dotted MLflow params (`train.epochs`)."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "seq_len":
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@task(name="publish-comparison", cache_policy=NO_CACHE)
+def publish_comparison(evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking) -> list[dict]:
+    """The table of the trained models, logged to the parent run and published in Prefect."""
+    table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations})
+    parent = tracking.parent_run_id
+    markdown = comparison_markdown(table, evaluations, tracking)
+    log_table(tracking, parent, table, "comparison.json")
+    log_text(tracking, parent, table.to_csv(index=False), "comparison.csv")
+    log_text(tracking, parent, markdown, "comparison.md")
+    best = table.sort_values("test_accuracy", ascending=False).iloc[0]
+    set_tags(
+        tracking,
+        parent,
+        {
+            "mlflow.note.content": f"Best: {best['architecture']}-{best['seq_len']} "
+            f"(test accuracy {best['test_accuracy']:.4f}, AUC {best['test_auc']:.4f}).\n\n{markdown}"
+        },
+    )
+    create_table_artifact(key="model-comparison", table=table.to_dict(orient="records"), description="Test metrics of the trained models")
+    create_markdown_artifact(key="training-summary", markdown=markdown, description="Models trained, with links to their MLflow runs")
+    return table.to_dict(orient="records")
+
+
+def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], tracking: Tracking) -> str:
+    run_ids = {e.trained.architecture: e.trained.run_id for e in evaluations}
+    lines = [
+        "| model | test accuracy | notebook | AUC | F1 | train s | version | alias | MLflow run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table.to_dict(orient="records"):
+        notebook = NOTEBOOK_ACCURACY.get(row["architecture"])
+        url = run_url(tracking, run_ids[row["architecture"]])
+        link = f"[{run_ids[row['architecture']][:8]}]({url})" if url else run_ids[row["architecture"]][:8]
+        lines.append(
+            f"| {row['architecture']}-{row['seq_len']} | {row['test_accuracy']:.4f} | "
+            f"{notebook if notebook is not None else 'none'} | {row['test_auc']:.4f} | {row['test_f1']:.4f} | "
+            f"{row['train_seconds']:.0f} | {row['version']} | {row['alias']} | {link} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""Every MLflow call of reviewflow: run names, logging, registering, aliases.
+
+Runs are always addressed by explicit id (MLflow's fluent active run is thread-local and
+tasks run in other threads and processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
+
+from tasks.config import TrackingConfig
+from tasks.errors import ReviewflowError
+
+log = logging.getLogger("reviewflow")
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+MODELS_PACKAGE = Path(__file__).resolve().parents[1] / "models"
+CHAMPION, CHALLENGER = "champion", "challenger"
+GATE_METRIC = "test_accuracy"
+
+
+class Tracking(BaseModel):
+    """What a task needs to reach the tracking server and the run it logs under."""
+
+    tracking_uri: str
+    experiment_id: str
+    registered_model_prefix: str
+    parent_run_id: str | None = None
+
+    def client(self) -> MlflowClient:
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return MlflowClient(self.tracking_uri, self.tracking_uri)
+
+
+def connect(settings: TrackingConfig) -> Tracking:
+    """Reach the tracking store (creating the embedded SQLite store if needed) and the experiment."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    tracking = Tracking(tracking_uri=uri, experiment_id="", registered_model_prefix=settings.registered_model_prefix)
+    client = tracking.client()
+    try:
+        experiment = client.get_experiment_by_name(settings.experiment)
+        if experiment is None:
+            location = _artifact_location(uri, settings.artifact_location)
+            experiment_id = client.create_experiment(settings.experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+    except MlflowException as exc:
+        raise ReviewflowError(f"MLflow tracking at {uri} failed: {_first_line(exc)}") from None
+    except OSError as exc:
+        raise ReviewflowError(f"MLflow tracking at {uri} is unreachable: {_first_line(exc)}") from None
+    return tracking.model_copy(update={"experiment_id": experiment_id})
+
+
+def _artifact_location(uri: str, artifact_location: str | None) -> str | None:
+    # A server decides where artifacts go; the embedded store keeps them beside its database.
+    if not artifact_location or uri.startswith(("http://", "https://")):
+        return None
+    return Path(artifact_location).resolve().as_uri()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+
+
+def start_parent_run(tracking: Tracking, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    client = tracking.client()
+    run = client.create_run(tracking.experiment_id, run_name=run_name, tags={**tags, **_git_tags()})
+    client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+    return run.info.run_id
+
+
+def start_child_run(tracking: Tracking, architecture: str, seq_len: int, params: dict[str, Any]) -> str:
+    """The nested run of one architecture: named `<arch>-<seq_len>`, tagged `architecture`."""
+    client = tracking.client()
+    tags = {"mlflow.parentRunId": tracking.parent_run_id, "architecture": architecture}
+    run = client.create_run(tracking.experiment_id, run_name=f"{architecture}-{seq_len}", tags=tags)
+    client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+    return run.info.run_id
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:6000]
+
+
+def _git_tags() -> dict[str, str]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=MODELS_PACKAGE.parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"mlflow.source.git.commit": commit} if commit else {}
+
+
+def log_dataset(tracking: Tracking, run_id: str, table_path: Path, source: str, digest: str, name: str) -> None:
+    """Record the training table as the run's MLflow dataset input, with the source's digest."""
+    reviews = pd.read_parquet(table_path, columns=["review_id", "split", "label", "rating"])
+    dataset = mlflow.data.from_pandas(reviews, source=source, targets="label", name=name, digest=digest[:36])
+    tracking.client()
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(dataset, context="training")
+
+
+def log_metrics(tracking: Tracking, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    tracking.client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def log_artifacts(tracking: Tracking, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+    tracking.client().log_artifacts(run_id, str(folder), artifact_path)
+
+
+def log_text(tracking: Tracking, run_id: str, text: str, artifact_file: str) -> None:
+    tracking.client().log_text(run_id, text, artifact_file)
+
+
+def log_table(tracking: Tracking, run_id: str, table: pd.DataFrame, artifact_file: str) -> None:
+    tracking.client().log_table(run_id, table, artifact_file)
+
+
+def log_figure(tracking: Tracking, run_id: str, figure: Any, artifact_file: str) -> None:
+    tracking.client().log_figure(run_id, figure, artifact_file)
+
+
+def set_tags(tracking: Tracking, run_id: str, tags: dict[str, str]) -> None:
+    tracking.client().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def finish_run(tracking: Tracking, run_id: str, succeeded: bool) -> None:
+    tracking.client().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Logs Keras's per-epoch metrics (loss, accuracy, val_loss, val_accuracy) to one run."""
+
+    def __init__(self, tracking: Tracking, run_id: str):
+        super().__init__()
+        self.tracking = tracking
+        self.run_id = run_id
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        log_metrics(self.tracking, self.run_id, logs or {}, step=epoch)
+
+
+def registered_name(tracking: Tracking, architecture: str) -> str:
+    return f"{tracking.registered_model_prefix}{architecture}"
+
+
+def log_and_register(
+    tracking: Tracking, run_id: str, architecture: str, classifier_dir: Path, input_example: pd.DataFrame
+) -> str:
+    """Log the text-in pyfunc model in the run and register it; returns the new version."""
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, pd.Series([0.5] * len(input_example), name="prob_positive"))
+    tracking.client()
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"classifier": str(classifier_dir)},
+            code_paths=[str(MODELS_PACKAGE)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_pip_requirements(),
+            registered_model_name=registered_name(tracking, architecture),
+        )
+    return str(info.registered_model_version)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = ["keras", "numpy", "pandas", "mlflow"]
+    try:
+        wanted.append(f"tensorflow-cpu=={version('tensorflow-cpu')}")
+    except PackageNotFoundError:
+        wanted.append("tensorflow")
+    return [w if "==" in w else f"{w}=={version(w)}" for w in wanted]
+
+
+def apply_champion_gate(tracking: Tracking, architecture: str, version: str, score: float) -> tuple[str, float | None]:
+    """`champion` moves to `version` when `score` >= the champion's; otherwise it is `challenger`.
+
+    Returns the alias given and the previous champion's score (None if there was none).
+    """
+    client = tracking.client()
+    name = registered_name(tracking, architecture)
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    champion_score = None
+    if current is not None and current.version != version:
+        champion_score = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
+    alias = CHAMPION if champion_score is None or score >= champion_score else CHALLENGER
+    client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, GATE_METRIC, f"{score:.4f}")
+    return alias, champion_score
+
+
+def run_url(tracking: Tracking, run_id: str) -> str | None:
+    """The run's page in the MLflow UI, when the tracking URI is a server."""
+    if not tracking.tracking_uri.startswith(("http://", "https://")):
+        return None
+    base = tracking.tracking_uri.rstrip("/")
+    return f"{base}/#/experiments/{tracking.experiment_id}/runs/{run_id}"

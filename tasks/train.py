@@ -1,0 +1,118 @@
+"""Train one architecture: build, fit on length-bucketed batches, save the text-in classifier."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from models.architectures import build_model
+from models.sentiment import SentimentClassifier, training_dataset
+from models.text import Vocabulary
+from tasks.config import TrainConfig
+from tasks.prepare import PreparedData
+from tasks.tracking import EpochMetrics, Tracking, start_child_run
+
+log = logging.getLogger("reviewflow")
+
+
+class TrainedModel(BaseModel):
+    architecture: str
+    seq_len: int
+    run_id: str
+    classifier_dir: Path
+    seconds: float
+    history: dict[str, list[float]]
+
+
+def threads_per_training(concurrent: int) -> int:
+    """Cores each concurrent training may use, so together they do not oversubscribe the machine."""
+    return max(1, (os.cpu_count() or 1) // max(1, concurrent))
+
+
+def limit_threads(threads: int) -> None:
+    # Must happen before the first TensorFlow op in this process; a reused worker keeps its setting.
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One log line per epoch, so progress shows in the flow-run logs."""
+
+    def __init__(self, name: str, epochs: int):
+        super().__init__()
+        self.name, self.epochs = name, epochs
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
+        log.info("%s epoch %d/%d %s (%.0f s)", self.name, epoch + 1, self.epochs, shown, time.perf_counter() - self.started)
+
+
+@task(name="train", cache_policy=NO_CACHE, task_run_name="train-{architecture}-{seq_len}")
+def train_architecture(
+    architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, tracking: Tracking, threads: int
+) -> TrainedModel:
+    """Fit one architecture on the train split, watching the validation split (never test)."""
+    limit_threads(threads)
+    keras.utils.set_random_seed(settings.seed)
+    name = f"{architecture}-{seq_len}"
+    run_id = start_child_run(
+        tracking,
+        architecture,
+        seq_len,
+        {
+            "architecture": architecture,
+            "seq_len": seq_len,
+            "embedding_dim": settings.embedding_dim,
+            "units": settings.units,
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+            "vocab_size": prepared.vocab_size,
+            "keep": prepared.keep,
+            "train_rows": prepared.rows["train"],
+            "validation_rows": prepared.rows["validation"],
+            "seed": settings.seed,
+            "threads": threads,
+        },
+    )
+    train_x, train_y = prepared.load("train", seq_len)
+    val_x, val_y = prepared.load("validation", seq_len)
+    model = build_model(architecture, prepared.vocab_size, settings.embedding_dim, settings.units)
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    log.info("%s: training on %d reviews, %d threads", name, len(train_x), threads)
+    started = time.perf_counter()
+    history = model.fit(
+        training_dataset(train_x, train_y, settings.batch_size, settings.seed),
+        validation_data=training_dataset(val_x, val_y, settings.batch_size, None),
+        epochs=settings.epochs,
+        callbacks=[EpochLog(name, settings.epochs), EpochMetrics(tracking, run_id)],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    classifier_dir = prepared.folder.parent / "models" / name
+    SentimentClassifier(model, Vocabulary.load(prepared.vocabulary_path), seq_len, prepared.keep).save(classifier_dir)
+    log.info("%s: trained in %.0f s", name, seconds)
+    return TrainedModel(
+        architecture=architecture,
+        seq_len=seq_len,
+        run_id=run_id,
+        classifier_dir=classifier_dir,
+        seconds=seconds,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+    )

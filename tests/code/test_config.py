@@ -1,0 +1,68 @@
+import pytest
+
+from tasks.config import Config, load_config, tracking_settings
+from tasks.errors import ReviewflowError
+
+
+def test_profile_alone_gives_the_whole_profile():
+    smoke = Config.model_validate({"profile": "smoke"})
+    assert smoke == Config(profile="smoke") == load_config("smoke")
+    assert smoke.train.epochs == 1 and smoke.data.reviews_per_split == 2000
+    default = Config()
+    assert (default.train.epochs, default.train.batch_size, default.train.embedding_dim, default.train.units) == (3, 128, 64, 64)
+    assert default.train.seq_len == {"rnn": 100, "birnn": 100, "bigru": 100, "bilstm": 2494}
+
+
+def test_overrides_are_typed_and_merge_into_the_profile():
+    config = load_config("smoke", ["train.epochs=2", "train.architectures=rnn,bigru", "train.seq_len.bilstm=300"])
+    assert config.train.epochs == 2
+    assert config.train.architectures == ["rnn", "bigru"]
+    assert config.train.seq_len["bilstm"] == 300 and config.train.seq_len["rnn"] == 100
+    assert config.prepare.vocab_size == 5000
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epoch=2", "unknown setting 'train.epoch'"),
+        ("nope=1", "unknown setting 'nope'"),
+        ("train.epochs=abc", "bad value for train.epochs"),
+        ("train.epochs=0", "bad value for train.epochs"),
+        ("train.architectures=lstm", "bad value for train.architectures"),
+        ("train.task_runner=threads", "bad value for train.task_runner"),
+        ("prepare.keep=middle", "bad value for prepare.keep"),
+        ("train.seq_len.bilstm=-5", "train.seq_len has bad entries"),
+        ("epochs", "expected key=value"),
+    ],
+)
+def test_bad_overrides_give_one_line_naming_the_key(override, message):
+    with pytest.raises(ReviewflowError) as caught:
+        load_config("default", [override])
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_profile_is_refused():
+    with pytest.raises(ReviewflowError, match="unknown profile 'fast'"):
+        load_config("fast")
+
+
+def test_data_source_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("REVIEWFLOW_DATA", "/tmp/reviews.csv")
+    assert Config().data.source == "/tmp/reviews.csv"
+    assert load_config("default", ["data.source=/x/y.parquet"]).data.source == "/x/y.parquet"
+
+
+def test_tracking_uri_comes_from_the_environment_then_mlflow_yaml(workdir, monkeypatch):
+    assert tracking_settings(Config()).tracking_uri == "sqlite:///data/mlflow/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_settings(Config()).tracking_uri == "http://127.0.0.1:5999"
+
+
+def test_a_broken_mlflow_yaml_gives_one_line(workdir):
+    (workdir / "mlflow.yaml").write_text("experiment: [unclosed\n")
+    with pytest.raises(ReviewflowError, match="mlflow.yaml: not valid YAML"):
+        tracking_settings(Config())
+    (workdir / "mlflow.yaml").write_text("- a list\n")
+    with pytest.raises(ReviewflowError, match="expected a mapping"):
+        tracking_settings(Config())
