@@ -5,4 +5,5 @@ import os
 # Before Prefect and TensorFlow are imported: route the tasks' `reviewflow` logger into the
 # flow-run logs, and keep TensorFlow's C++ start-up chatter out of them.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "reviewflow")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -78,6 +78,13 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def batch_count(rows: int, batch_size: int) -> int:
+    """How many batches `bucketed_batches` makes of `rows` rows (with or without shuffling)."""
+    pool = batch_size * POOL_BATCHES
+    full_pools, rest = divmod(rows, pool)
+    return full_pools * POOL_BATCHES + -(-rest // batch_size)
+
+
 def iterate_batches(sequences: Sequences, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator | None) -> Iterator:
     """Padded batches `(x, y)` (or `x` alone without labels) in bucketed order."""
     for rows in bucketed_batches(sequences.lengths, batch_size, rng):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models.batching import Sequences, bucketed_batches, iterate_batches
+from models.batching import Sequences, batch_count, bucketed_batches, iterate_batches
 from models.text import Vocabulary, truncate
 
 PREDICT_BATCH = 256
@@ -28,6 +28,12 @@ class SentimentClassifier:
         self.vocabulary = vocabulary
         self.seq_len = seq_len
         self.keep = keep
+        # One trace for every batch shape: bucketed batches differ in width.
+        self._forward = tf.function(
+            lambda tokens: model(tokens, training=False),
+            input_signature=[tf.TensorSpec((None, None), tf.int32)],
+            reduce_retracing=True,
+        )
 
     def encode(self, texts: Sequence[str]) -> Sequences:
         """Token ids of each text, cut to `seq_len` at the configured end."""
@@ -37,8 +43,8 @@ class SentimentClassifier:
         """Probabilities in input order; batches are bucketed by length for speed."""
         probabilities = np.empty(len(sequences), dtype=np.float64)
         for rows in bucketed_batches(sequences.lengths, batch_size):
-            batch = self.model.predict_on_batch(sequences.pad(rows))
-            probabilities[rows] = np.asarray(batch, dtype=np.float64).reshape(-1)
+            batch = self._forward(sequences.pad(rows))
+            probabilities[rows] = batch.numpy().astype(np.float64).reshape(-1)
         return probabilities
 
     def predict(self, texts: Sequence[str], batch_size: int = PREDICT_BATCH) -> np.ndarray:
@@ -69,4 +75,6 @@ def training_dataset(sequences: Sequences, labels: np.ndarray, batch_size: int, 
         yield from iterate_batches(sequences, y, batch_size, rng)
 
     signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # A known length gives Keras's progress its total and ends each epoch without a warning.
+    return dataset.apply(tf.data.experimental.assert_cardinality(batch_count(len(sequences), batch_size))).prefetch(2)

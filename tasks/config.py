@@ -135,7 +135,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "data": {"reviews_per_split": 2000},
         "validation": {"min_rows_per_split": 100},
         "prepare": {"vocab_size": 5000},
-        "train": {"epochs": 1, "seq_len": {"bilstm": 400}},
+        "train": {"epochs": 1},
     },
 }
 

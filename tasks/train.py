@@ -18,7 +18,7 @@ from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
 from tasks.config import TrainConfig
 from tasks.prepare import PreparedData
-from tasks.tracking import EpochMetrics, Tracking, start_child_run
+from tasks.tracking import EpochMetrics, Tracking, finish_run, start_child_run
 
 log = logging.getLogger("reviewflow")
 
@@ -87,6 +87,25 @@ def train_architecture(
             "threads": threads,
         },
     )
+    try:
+        model, history, seconds = _fit(architecture, seq_len, prepared, settings, tracking, run_id, threads)
+    except BaseException:
+        finish_run(tracking, run_id, succeeded=False)
+        raise
+    classifier_dir = prepared.folder.parent / "models" / name
+    SentimentClassifier(model, Vocabulary.load(prepared.vocabulary_path), seq_len, prepared.keep).save(classifier_dir)
+    return TrainedModel(
+        architecture=architecture,
+        seq_len=seq_len,
+        run_id=run_id,
+        classifier_dir=classifier_dir,
+        seconds=seconds,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+    )
+
+
+def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, tracking: Tracking, run_id: str, threads: int):
+    name = f"{architecture}-{seq_len}"
     train_x, train_y = prepared.load("train", seq_len)
     val_x, val_y = prepared.load("validation", seq_len)
     model = build_model(architecture, prepared.vocab_size, settings.embedding_dim, settings.units)
@@ -101,18 +120,10 @@ def train_architecture(
         training_dataset(train_x, train_y, settings.batch_size, settings.seed),
         validation_data=training_dataset(val_x, val_y, settings.batch_size, None),
         epochs=settings.epochs,
+        shuffle=False,  # the dataset reshuffles its length buckets every epoch
         callbacks=[EpochLog(name, settings.epochs), EpochMetrics(tracking, run_id)],
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    classifier_dir = prepared.folder.parent / "models" / name
-    SentimentClassifier(model, Vocabulary.load(prepared.vocabulary_path), seq_len, prepared.keep).save(classifier_dir)
     log.info("%s: trained in %.0f s", name, seconds)
-    return TrainedModel(
-        architecture=architecture,
-        seq_len=seq_len,
-        run_id=run_id,
-        classifier_dir=classifier_dir,
-        seconds=seconds,
-        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-    )
+    return model, history, seconds

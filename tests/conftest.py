@@ -26,3 +26,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("REVIEWFLOW_DATA", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One download/Parquet cache for the whole session, so the archive is parsed once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` (SQLite store, served artifacts) on 127.0.0.1, on a free port."""
+    from flows.servers import free_port, start_mlflow_server
+
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"), "127.0.0.1", free_port())
+    yield server.url
+    server.stop()
+

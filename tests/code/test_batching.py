@@ -47,3 +47,12 @@ def test_sequences_round_trip_through_a_file(tmp_path):
     loaded = Sequences.load(tmp_path / "s.npz")
     assert loaded.lengths.tolist() == [4, 2, 7]
     assert (loaded.tokens == sequences.tokens).all() and loaded.tokens.dtype == np.int32
+
+
+def test_batch_count_matches_the_batches_made():
+    from models.batching import batch_count
+
+    for rows in (0, 1, 127, 128, 6400, 6401, 22500):
+        lengths = np.ones(rows, dtype=int)
+        assert batch_count(rows, 128) == len(bucketed_batches(lengths, 128, np.random.default_rng(0)))
+        assert batch_count(rows, 128) == len(bucketed_batches(lengths, 128))

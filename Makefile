@@ -1,0 +1,31 @@
+# Quick start: `make run` (set up, then train the default profile) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA := ../shared/data/aclImdb_v1_labeled.tar.gz
+# On a machine with the shared copy of the dataset, use it instead of downloading.
+ifeq ($(REVIEWFLOW_DATA),)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export REVIEWFLOW_DATA := $(abspath $(SHARED_DATA))
+endif
+endif
+export PREFECT_SERVER_EPHEMERAL_ENABLED ?= true
+
+.PHONY: setup run test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+run: setup
+	$(BIN)/reviewflow train --profile default
+
+test: setup
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) data/cache data/runs

@@ -1,0 +1,67 @@
+"""`reviewflow train` on the embedded defaults (SQLite MLflow, in-process Prefect), and its errors."""
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_embedded_default_store_records_and_registers(workdir, imdb_archive, shared_cache):
+    result = run_cli(
+        ["train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}"],
+        env={"REVIEWFLOW_DATA": str(imdb_archive)},
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    store = workdir / "data" / "mlflow"
+    assert (store / "mlflow.db").is_file()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
+    assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags) == ["rnn-100"]
+    assert client.get_model_version_by_alias("reviewflow-rnn", "champion").version == "1"
+    # Artifacts live beside the database: the store `reviewflow up` serves.
+    assert list((store / "artifacts").rglob("roc_curve.png"))
+
+
+def _one_line_error(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("reviewflow: error:")]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def test_invalid_data_stops_the_flow_with_one_line_and_a_failed_run(workdir, shared_cache):
+    reviews = pd.DataFrame(
+        {"text": ["a fine film indeed, truly", "an awful film, truly bad"] * 150, "label": [1, 2] * 150}
+    )
+    reviews.to_csv(workdir / "reviews.csv", index=False)
+    result = run_cli(["train", "--profile", "smoke", "--set", f"data.source={workdir / 'reviews.csv'}"], cwd=workdir)
+    line = _one_line_error(result)
+    assert "data validation failed" in line and "expect_column_values_to_be_in_set(label)" in line
+    uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
+    assert parent.info.status == "FAILED"
+    assert "validation/validation.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "validation")}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "train.epoch=1"], "unknown setting 'train.epoch'"),
+        (["--set", "train.batch_size=big"], "bad value for train.batch_size"),
+        (["--set", "data.source=/no/such/reviews.csv"], "dataset not found: /no/such/reviews.csv"),
+    ],
+)
+def test_bad_input_gives_one_line(workdir, args, message):
+    line = _one_line_error(run_cli(["train", "--profile", "smoke", *args], cwd=workdir))
+    assert message in line
+
+
+def test_bad_flag_is_refused_by_the_parser(workdir):
+    result = run_cli(["train", "--profile", "huge"], cwd=workdir)
+    assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr

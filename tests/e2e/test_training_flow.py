@@ -1,0 +1,93 @@
+"""The training flow end to end: the `reviewflow train` command, real MLflow, real Prefect."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from models.sentiment import SentimentClassifier
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.e2e
+ARCHITECTURES = ["rnn", "birnn", "bigru", "bilstm"]
+TEXTS = ["A moving, beautifully acted film. I loved it.", "Boring, predictable and far too long.", "ok"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
+    """`reviewflow train --profile smoke` against a real tracking server, run once for this module."""
+    workdir = tmp_path_factory.mktemp("smoke-run")
+    result = run_cli(
+        ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", "--set", f"output_dir={workdir / 'runs'}"],
+        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive)},
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    client = MlflowClient(mlflow_server, mlflow_server)
+    experiment = client.get_experiment_by_name("reviewflow")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return result, client, parent, children, workdir
+
+
+def test_cli_prints_the_comparison_table(smoke_run):
+    result, *_ = smoke_run
+    header, *rows = [line for line in result.stdout.splitlines() if line.strip()][-6:]
+    assert header.split()[:3] == ["architecture", "seq_len", "test_accuracy"]
+    assert "version" in header and "alias" in header
+    assert sorted(row.split()[0] for row in rows[1:]) == sorted(ARCHITECTURES)
+    assert all("champion" in row for row in rows[1:])
+
+
+def test_one_nested_child_run_per_architecture_with_params_and_metrics(smoke_run):
+    _, client, parent, children, _ = smoke_run
+    assert parent.info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == sorted(["rnn-100", "birnn-100", "bigru-100", "bilstm-2494"])
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["architecture"] == run.data.params["architecture"]
+        for param in ("architecture", "seq_len", "embedding_dim", "units", "epochs", "batch_size", "vocab_size"):
+            assert param in run.data.params
+        assert run.data.params["vocab_size"] == "5000"
+        for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy", "test_auc", "test_loss", "test_f1"):
+            assert metric in run.data.metrics, (run.info.run_name, metric)
+        assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # one per epoch (smoke: 1 epoch)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert artifacts == {"plots/training_curves.png", "plots/confusion_matrix.png", "plots/roc_curve.png"}
+        assert "model_summary.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_parent_run_records_config_dataset_validation_and_comparison(smoke_run):
+    _, client, parent, _, _ = smoke_run
+    assert parent.data.params["profile"] == "smoke"
+    assert parent.data.params["train.epochs"] == "1"
+    assert parent.data.tags.get("mlflow.source.git.commit")
+    inputs = client.get_run(parent.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.digest
+    top = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"comparison.json", "comparison.csv", "comparison.md", "validation"} <= top
+    validation = {a.path for a in client.list_artifacts(parent.info.run_id, "validation")}
+    assert "validation/validation.json" in validation
+    assert "Best:" in parent.data.tags["mlflow.note.content"]
+
+
+def test_each_architecture_is_registered_as_champion(smoke_run):
+    _, client, _, children, _ = smoke_run
+    run_ids = {r.data.tags["architecture"]: r.info.run_id for r in children}
+    for architecture in ARCHITECTURES:
+        version = client.get_model_version_by_alias(f"reviewflow-{architecture}", "champion")
+        assert version.run_id == run_ids[architecture]
+
+
+def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_run, mlflow_server, monkeypatch):
+    import mlflow
+
+    *_, workdir = smoke_run
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    model = mlflow.pyfunc.load_model("models:/reviewflow-bilstm@champion")
+    scores = np.asarray(model.predict(pd.DataFrame({"text": TEXTS}))).reshape(-1)
+    assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
+    trained = SentimentClassifier.load(next((workdir / "runs").glob("*/models/bilstm-2494")))
+    assert np.abs(scores - trained.predict(TEXTS)).max() < 1e-6
