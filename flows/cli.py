@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
 from tasks.config import PROFILES, load_config
@@ -29,15 +32,44 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reviewflow: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: the log above has the traceback
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"reviewflow: error: {type(exc).__name__}: {first} (see the log above)", file=sys.stderr)
+        return 1
 
 
 def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.overrides)
     from flows.training import train
 
-    rows = train(config=config)
+    with prefect_api():
+        rows = train(config=config)
     print(format_table(rows))
     return 0
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """The configured Prefect API, or one temporary local server for the whole command.
+
+    Prefect's own fallback starts a temporary server per process, so task runs in the
+    process pool would land in servers of their own; one shared server keeps them together.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by task worker processes
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
+        server.stop()
 
 
 def format_table(rows: list[dict]) -> str:

@@ -99,6 +99,20 @@ class TrainConfig(Section):
         return self
 
 
+class ScoringConfig(Section):
+    """Batch scoring: which registered models score the files of which folders."""
+
+    inbox: Path = Field(Path("data/inbox"), description="review files dropped here are scored by the scheduled flow")
+    output_dir: Path = Field(Path("data/outbox"), description="scored files and manifests; quarantine/ for unreadable files")
+    archive_dir: Path = Field(Path("data/archive"), description="inbox files move here once their output is complete")
+    alias: str = Field("champion", min_length=1, description="registry alias of the model versions to use")
+    architectures: list[Literal["rnn", "birnn", "bigru", "bilstm"]] = Field(
+        default_factory=lambda: list(ARCHITECTURES), min_length=1
+    )
+    chunk_size: int = Field(2000, ge=1, description="rows read, scored and written at a time")
+    interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
+
+
 class TrackingConfig(Section):
     """Blank fields are filled from MLFLOW_TRACKING_URI and mlflow.yaml (see `tracking_settings`)."""
 
@@ -117,6 +131,7 @@ class Config(Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -219,3 +221,33 @@ def run_url(tracking: Tracking, run_id: str) -> str | None:
         return None
     base = tracking.tracking_uri.rstrip("/")
     return f"{base}/#/experiments/{tracking.experiment_id}/runs/{run_id}"
+
+
+def load_registered_models(
+    tracking: Tracking, architectures: list[str], alias: str
+) -> tuple[dict[str, Callable[[list[str]], np.ndarray]], dict[str, str]]:
+    """Scorers (raw texts -> P(positive)) of the versions that hold `alias`, and those versions.
+
+    Each model is loaded by its exact version, so an alias moving mid-run changes nothing.
+    """
+    client = tracking.client()
+    scorers, versions = {}, {}
+    for architecture in architectures:
+        name = registered_name(tracking, architecture)
+        try:
+            version = client.get_model_version_by_alias(name, alias).version
+        except MlflowException:
+            raise ReviewflowError(
+                f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias"
+            ) from None
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        scorers[architecture] = _scorer(model)
+        versions[architecture] = f"{name}/{version}"
+    return scorers, versions
+
+
+def _scorer(model: Any) -> Callable[[list[str]], np.ndarray]:
+    def score(texts: list[str]) -> np.ndarray:
+        return np.asarray(model.predict(pd.DataFrame({"text": texts})), dtype=np.float64).reshape(-1)
+
+    return score

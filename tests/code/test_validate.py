@@ -228,7 +228,11 @@ def test_the_task_returns_the_report_for_a_good_table(good: pd.DataFrame, tmp_pa
     assert report.success and report.docs_path is not None and report.docs_path.is_file()
 
 
-def test_the_task_reports_an_unreadable_table_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [None, b"review_id,text\n1,not parquet\n"])
+def test_the_task_reports_an_unreadable_table_in_one_line(tmp_path: Path, content: bytes | None) -> None:
+    table = tmp_path / "reviews.parquet"
+    if content is not None:
+        table.write_bytes(content)
     with pytest.raises(ReviewflowError, match="cannot read the table") as caught:
-        validate_reviews.fn(tmp_path / "missing.parquet", RULES, tmp_path / "report")
+        validate_reviews.fn(table, RULES, tmp_path / "report")
     assert "\n" not in str(caught.value)
