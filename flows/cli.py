@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
                            help="override one setting, e.g. --set train.epochs=2 (repeatable)")
     train_cmd.set_defaults(run=run_train)
     args = parser.parse_args(argv)
-    logging.getLogger("reviewflow").setLevel(logging.INFO)
     try:
         return args.run(args)
     except ReviewflowError as exc:

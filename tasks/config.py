@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.errors import ReviewflowError
 
@@ -25,6 +25,14 @@ Profile = Literal["smoke", "default"]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _names(value: Any) -> Any:
+    """`rnn` or `rnn,bigru` (from --set or a form) as a list of names."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+Architectures = Annotated[list[Literal["rnn", "birnn", "bigru", "bilstm"]], BeforeValidator(_names)]
 
 
 class DataConfig(Section):
@@ -63,7 +71,7 @@ class PrepareConfig(Section):
 
 
 class TrainConfig(Section):
-    architectures: list[Literal["rnn", "birnn", "bigru", "bilstm"]] = Field(
+    architectures: Architectures = Field(
         default_factory=lambda: list(ARCHITECTURES), min_length=1
     )
     seq_len: dict[str, int] = Field(
@@ -106,7 +114,7 @@ class ScoringConfig(Section):
     output_dir: Path = Field(Path("data/outbox"), description="scored files and manifests; quarantine/ for unreadable files")
     archive_dir: Path = Field(Path("data/archive"), description="inbox files move here once their output is complete")
     alias: str = Field("champion", min_length=1, description="registry alias of the model versions to use")
-    architectures: list[Literal["rnn", "birnn", "bigru", "bilstm"]] = Field(
+    architectures: Architectures = Field(
         default_factory=lambda: list(ARCHITECTURES), min_length=1
     )
     chunk_size: int = Field(2000, ge=1, description="rows read, scored and written at a time")
@@ -220,22 +228,20 @@ def _set_path(values: dict[str, Any], parts: list[str], value: Any) -> None:
 
 
 def _parse_value(raw: str) -> Any:
-    """YAML scalars and lists (`3`, `0.5`, `[rnn, bigru]`, `null`); a bare `a,b` is a list."""
+    """YAML scalars and lists (`3`, `0.5`, `[rnn, bigru]`, `null`)."""
     raw = raw.strip()
     try:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         return raw
-    if isinstance(value, str) and "," in value and "://" not in value:
-        return [v.strip() for v in value.split(",") if v.strip()]
     return value
 
 
-def tracking_settings(config: Config, settings_file: Path | None = None) -> TrackingConfig:
+def tracking_settings(tracking: TrackingConfig, settings_file: Path | None = None) -> TrackingConfig:
     """The tracking section with its blanks filled: MLFLOW_TRACKING_URI, then mlflow.yaml."""
-    merged = {**_read_mlflow_yaml(settings_file), **config.tracking.model_dump(exclude_none=True)}
+    merged = {**_read_mlflow_yaml(settings_file), **tracking.model_dump(exclude_none=True)}
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if env_uri and config.tracking.tracking_uri is None:
+    if env_uri and tracking.tracking_uri is None:
         merged["tracking_uri"] = env_uri
     try:
         settings = TrackingConfig.model_validate(merged)

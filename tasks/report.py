@@ -32,7 +32,7 @@ NOTEBOOK_ACCURACY = {"rnn": 0.7674, "birnn": 0.7822, "bigru": 0.7894, "bilstm": 
 @task(name="open-run", cache_policy=NO_CACHE)
 def open_training_run(config: Config, run_name: str) -> Tracking:
     """Reach MLflow and start the flow run's parent run, with the whole config as params."""
-    tracking = connect(tracking_settings(config))
+    tracking = connect(tracking_settings(config.tracking))
     params = flatten(config.model_dump(mode="json"))
     parent = start_parent_run(tracking, run_name, params, {"profile": config.profile})
     return tracking.model_copy(update={"parent_run_id": parent})

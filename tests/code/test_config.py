@@ -54,15 +54,15 @@ def test_data_source_comes_from_the_environment(monkeypatch):
 
 
 def test_tracking_uri_comes_from_the_environment_then_mlflow_yaml(workdir, monkeypatch):
-    assert tracking_settings(Config()).tracking_uri == "sqlite:///data/mlflow/mlflow.db"
+    assert tracking_settings(Config().tracking).tracking_uri == "sqlite:///data/mlflow/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking_settings(Config()).tracking_uri == "http://127.0.0.1:5999"
+    assert tracking_settings(Config().tracking).tracking_uri == "http://127.0.0.1:5999"
 
 
 def test_a_broken_mlflow_yaml_gives_one_line(workdir):
     (workdir / "mlflow.yaml").write_text("experiment: [unclosed\n")
     with pytest.raises(ReviewflowError, match="mlflow.yaml: not valid YAML"):
-        tracking_settings(Config())
+        tracking_settings(Config().tracking)
     (workdir / "mlflow.yaml").write_text("- a list\n")
     with pytest.raises(ReviewflowError, match="expected a mapping"):
-        tracking_settings(Config())
+        tracking_settings(Config().tracking)

@@ -19,7 +19,7 @@ def _version_with_accuracy(client: MlflowClient, tracking, name: str, accuracy: 
 
 def test_champion_moves_only_to_an_equal_or_better_version(mlflow_server, monkeypatch, workdir):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    tracking = connect(tracking_settings(Config()).model_copy(update={"registered_model_prefix": "gate-test-"}))
+    tracking = connect(tracking_settings(Config().tracking).model_copy(update={"registered_model_prefix": "gate-test-"}))
     client = tracking.client()
     name = "gate-test-rnn"
 
