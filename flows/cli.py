@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
-from tasks.config import PROFILES, load_config
+from tasks.config import ARCHITECTURES, PROFILES, ScoringConfig, describe_validation_error, load_config
 from tasks.errors import ReviewflowError
 
 
@@ -21,6 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     train_cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                            help="override one setting, e.g. --set train.epochs=2 (repeatable)")
     train_cmd.set_defaults(run=run_train)
+    score_cmd = commands.add_parser("score", help="score review files once with the registered models")
+    score_cmd.add_argument("paths", nargs="+", metavar="PATH", help="review files (.csv .tsv .jsonl .parquet) or folders")
+    score_cmd.add_argument("--output", required=True, metavar="DIR", help="folder for the scored files and manifests")
+    score_cmd.add_argument("--alias", default="champion", help="registry alias of the versions to use (default: champion)")
+    score_cmd.add_argument("--models", default=",".join(ARCHITECTURES), help="architectures to score with (default: all four)")
+    score_cmd.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows scored at a time")
+    score_cmd.set_defaults(run=run_score)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -46,6 +55,26 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_score(args: argparse.Namespace) -> int:
+    settings = {"output_dir": args.output, "alias": args.alias, "architectures": args.models}
+    if args.chunk_size is not None:
+        settings["chunk_size"] = args.chunk_size
+    try:
+        scoring = ScoringConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise ReviewflowError(describe_validation_error(exc).replace("architectures", "--models")) from None
+    from flows.scoring import score
+
+    with prefect_api():
+        rows = score(scoring=scoring, paths=args.paths)
+    if rows:
+        print(format_table(rows))
+    quarantined = [r for r in rows if r["status"] == "quarantined"]
+    for row in quarantined:
+        print(f"reviewflow: quarantined {row['file']}: {row['reason']}", file=sys.stderr)
+    return 1 if quarantined else 0
+
+
 @contextmanager
 def prefect_api() -> Iterator[None]:
     """The configured Prefect API, or one temporary local server for the whole command.
@@ -67,6 +96,13 @@ def prefect_api() -> Iterator[None]:
             yield
     finally:
         del os.environ["PREFECT_API_URL"]
+        # Deliver pending logs and events while the server still listens; otherwise the
+        # workers retry against a stopped server for a minute at exit.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
         server.stop()
 
 

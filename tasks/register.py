@@ -1,16 +1,26 @@
-"""Register: log each classifier as a text-in pyfunc model, then apply the champion gate."""
+"""The registry: log and register each classifier with the champion gate; load versions by alias."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from tasks.config import TrackingConfig, tracking_settings
 from tasks.evaluate import Evaluation
-from tasks.tracking import GATE_METRIC, Tracking, apply_champion_gate, log_and_register, registered_name
+from tasks.tracking import (
+    GATE_METRIC,
+    Tracking,
+    apply_champion_gate,
+    connect,
+    load_registered_models,
+    log_and_register,
+    registered_name,
+)
 
 log = logging.getLogger("reviewflow")
 INPUT_EXAMPLE = pd.DataFrame(
@@ -36,3 +46,20 @@ def register_model(evaluation: Evaluation, tracking: Tracking) -> Registration:
     name = registered_name(tracking, trained.architecture)
     log.info("%s version %s is %s (%s %.4f, champion had %s)", name, version, alias, GATE_METRIC, score, champion_score)
     return Registration(architecture=trained.architecture, name=name, version=version, alias=alias, champion_score=champion_score)
+
+
+class ModelsInUse(BaseModel):
+    """The registered versions a scoring run uses, with a scorer (texts -> P(positive)) for each."""
+
+    model_config = {"arbitrary_types_allowed": True}
+    versions: dict[str, str]
+    scorers: dict[str, Any]
+
+
+@task(name="load-models", cache_policy=NO_CACHE)
+def load_models(architectures: list[str], alias: str, tracking_config: TrackingConfig) -> ModelsInUse:
+    """The versions of `reviewflow-<arch>` that hold `alias`, loaded from the registry."""
+    tracking = connect(tracking_settings(tracking_config))
+    scorers, versions = load_registered_models(tracking, architectures, alias)
+    log.info("scoring with %s", ", ".join(versions.values()))
+    return ModelsInUse(versions=versions, scorers=scorers)

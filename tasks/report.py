@@ -102,3 +102,4 @@ def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], trac
             f"{row['train_seconds']:.0f} | {row['version']} | {row['alias']} | {link} |"
         )
     return "\n".join(lines)
+

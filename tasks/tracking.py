@@ -207,7 +207,7 @@ def apply_champion_gate(tracking: Tracking, architecture: str, version: str, sco
     except MlflowException:
         current = None
     champion_score = None
-    if current is not None and current.version != version:
+    if current is not None and str(current.version) != str(version):
         champion_score = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
     alias = CHAMPION if champion_score is None or score >= champion_score else CHALLENGER
     client.set_registered_model_alias(name, alias, version)
@@ -235,7 +235,7 @@ def load_registered_models(
     for architecture in architectures:
         name = registered_name(tracking, architecture)
         try:
-            version = client.get_model_version_by_alias(name, alias).version
+            version = str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException:
             raise ReviewflowError(
                 f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias"

@@ -14,7 +14,7 @@ def _version_with_accuracy(client: MlflowClient, tracking, name: str, accuracy: 
     client.log_metric(run.info.run_id, "test_accuracy", accuracy)
     if not client.search_registered_models(f"name='{name}'"):
         client.create_registered_model(name)
-    return client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id).version
+    return str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id).version)
 
 
 def test_champion_moves_only_to_an_equal_or_better_version(mlflow_server, monkeypatch, workdir):

@@ -22,7 +22,7 @@ def test_embedded_default_store_records_and_registers(workdir, imdb_archive, sha
     client = MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
     assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags) == ["rnn-100"]
-    assert client.get_model_version_by_alias("reviewflow-rnn", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("reviewflow-rnn", "champion").version) == "1"
     # Artifacts live beside the database: the store `reviewflow up` serves.
     assert list((store / "artifacts").rglob("roc_curve.png"))
 

@@ -1,0 +1,29 @@
+"""The batch-scoring flow: registered models score review files (given paths, or the inbox)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from tasks.config import ScoringConfig, TrackingConfig
+from tasks.register import load_models
+from tasks.report import publish_scoring
+from tasks.score import FileOutcome, find_review_files, score_file, score_inbox
+
+
+@flow(name="score", log_prints=True)
+def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) -> list[dict]:
+    """Score `paths` (files or folders), or, without paths, every file waiting in the inbox."""
+    scoring = scoring or ScoringConfig()
+    models = load_models(scoring.architectures, scoring.alias, TrackingConfig())
+    if paths:
+        outcomes: list[FileOutcome] = [
+            score_file(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size)
+            for path in find_review_files([Path(p) for p in paths])
+        ]
+    else:
+        outcomes = score_inbox(
+            scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size
+        )
+    return publish_scoring(outcomes, models.versions)
