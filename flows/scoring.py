@@ -8,8 +8,7 @@ from prefect import flow
 
 from tasks.config import ScoringConfig, TrackingConfig
 from tasks.register import load_models
-from tasks.report import publish_scoring
-from tasks.score import FileOutcome, find_review_files, score_file, score_inbox
+from tasks.score import FileOutcome, find_review_files, publish_scoring, score_file_task, score_inbox_task
 
 
 @flow(name="score", log_prints=True)
@@ -19,11 +18,11 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
     models = load_models(scoring.architectures, scoring.alias, TrackingConfig())
     if paths:
         outcomes: list[FileOutcome] = [
-            score_file(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size)
+            score_file_task(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size)
             for path in find_review_files([Path(p) for p in paths])
         ]
     else:
-        outcomes = score_inbox(
+        outcomes = score_inbox_task(
             scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size
         )
     return publish_scoring(outcomes, models.versions)

@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from tqdm import tqdm
 
@@ -481,8 +484,7 @@ class _Writer:
         if self.kind == ".parquet":
             self.parquet.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
         elif self.kind == ".jsonl":
-            rows = zip(*(frame[c].tolist() for c in self.columns))
-            for row in rows:
+            for row in zip(*(frame[c].tolist() for c in self.columns)):
                 record = {c: None if isinstance(v, float) and v != v else v for c, v in zip(self.columns, row)}
                 self.file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
         else:
@@ -635,3 +637,33 @@ def _lock(path: Path) -> Iterator[bool]:
                 path.unlink(missing_ok=True)
     finally:
         os.close(descriptor)
+
+
+# The Prefect tasks: the functions above, decorated for the scoring flow.
+score_file_task = task(score_file, name="score-file", task_run_name="score-{path.name}", cache_policy=NO_CACHE)
+score_inbox_task = task(score_inbox, name="score-inbox", cache_policy=NO_CACHE)
+
+
+@task(name="publish-scoring", cache_policy=NO_CACHE)
+def publish_scoring(outcomes: list[FileOutcome], versions: dict[str, str]) -> list[dict]:
+    """The files of a scoring run (scored, skipped, quarantined) as a Prefect table artifact."""
+    rows = [
+        {
+            "file": outcome.input.name,
+            "status": outcome.status,
+            "rows": outcome.rows,
+            "failed_rows": outcome.failed_rows,
+            "output": outcome.output.name if outcome.output else "",
+            "reason": outcome.reason or "",
+            "seconds": round(outcome.seconds, 1),
+        }
+        for outcome in outcomes
+    ]
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("scored", "skipped", "quarantined")}
+    create_table_artifact(
+        key="scoring-report",
+        table=rows,
+        description=f"{counts['scored']} scored, {counts['skipped']} skipped, {counts['quarantined']} quarantined "
+        f"with {', '.join(versions.values())}",
+    )
+    return rows

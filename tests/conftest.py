@@ -1,9 +1,12 @@
 """Shared fixtures: the real dataset, a private working folder per test."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMDB_ARCHIVE = Path(
@@ -43,3 +46,27 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     yield server.url
     server.stop()
 
+
+@pytest.fixture(scope="session")
+def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
+    """`reviewflow train --profile smoke` against the real tracking server, once per session."""
+    workdir = tmp_path_factory.mktemp("smoke-run")
+    started_ms = int(time.time() * 1000)
+    result = run_cli(
+        ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", "--set", f"output_dir={workdir / 'runs'}"],
+        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive)},
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server, mlflow_server)
+    experiment = client.get_experiment_by_name("reviewflow")
+    runs = client.search_runs([experiment.experiment_id])
+    # Other tests may train on this server too: this run's parent is the one started during it.
+    (parent,) = [
+        r for r in runs
+        if "mlflow.parentRunId" not in r.data.tags and r.info.run_name.startswith("smoke-") and r.info.start_time >= started_ms
+    ]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return result, client, parent, children, workdir

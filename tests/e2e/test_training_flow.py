@@ -6,33 +6,13 @@ import pytest
 from mlflow import MlflowClient
 
 from models.sentiment import SentimentClassifier
-from tests.helpers import run_cli
-
 pytestmark = pytest.mark.e2e
 ARCHITECTURES = ["rnn", "birnn", "bigru", "bilstm"]
 TEXTS = ["A moving, beautifully acted film. I loved it.", "Boring, predictable and far too long.", "ok"]
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
-    """`reviewflow train --profile smoke` against a real tracking server, run once for this module."""
-    workdir = tmp_path_factory.mktemp("smoke-run")
-    result = run_cli(
-        ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", "--set", f"output_dir={workdir / 'runs'}"],
-        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive)},
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    client = MlflowClient(mlflow_server, mlflow_server)
-    experiment = client.get_experiment_by_name("reviewflow")
-    runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    return result, client, parent, children, workdir
-
-
-def test_cli_prints_the_comparison_table(smoke_run):
-    result, *_ = smoke_run
+def test_cli_prints_the_comparison_table(smoke_training):
+    result, *_ = smoke_training
     header, *rows = [line for line in result.stdout.splitlines() if line.strip()][-6:]
     assert header.split()[:3] == ["architecture", "seq_len", "test_accuracy"]
     assert "version" in header and "alias" in header
@@ -40,8 +20,8 @@ def test_cli_prints_the_comparison_table(smoke_run):
     assert all("champion" in row for row in rows[1:])
 
 
-def test_one_nested_child_run_per_architecture_with_params_and_metrics(smoke_run):
-    _, client, parent, children, _ = smoke_run
+def test_one_nested_child_run_per_architecture_with_params_and_metrics(smoke_training):
+    _, client, parent, children, _ = smoke_training
     assert parent.info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == sorted(["rnn-100", "birnn-100", "bigru-100", "bilstm-2494"])
     for run in children:
@@ -59,8 +39,8 @@ def test_one_nested_child_run_per_architecture_with_params_and_metrics(smoke_run
         assert "model_summary.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
-def test_parent_run_records_config_dataset_validation_and_comparison(smoke_run):
-    _, client, parent, _, _ = smoke_run
+def test_parent_run_records_config_dataset_validation_and_comparison(smoke_training):
+    _, client, parent, _, _ = smoke_training
     assert parent.data.params["profile"] == "smoke"
     assert parent.data.params["train.epochs"] == "1"
     assert parent.data.tags.get("mlflow.source.git.commit")
@@ -73,18 +53,18 @@ def test_parent_run_records_config_dataset_validation_and_comparison(smoke_run):
     assert "Best:" in parent.data.tags["mlflow.note.content"]
 
 
-def test_each_architecture_is_registered_as_champion(smoke_run):
-    _, client, _, children, _ = smoke_run
+def test_each_architecture_is_registered_as_champion(smoke_training):
+    _, client, _, children, _ = smoke_training
     run_ids = {r.data.tags["architecture"]: r.info.run_id for r in children}
     for architecture in ARCHITECTURES:
         version = client.get_model_version_by_alias(f"reviewflow-{architecture}", "champion")
         assert version.run_id == run_ids[architecture]
 
 
-def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_run, mlflow_server, monkeypatch):
+def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_training, mlflow_server, monkeypatch):
     import mlflow
 
-    *_, workdir = smoke_run
+    *_, workdir = smoke_training
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     model = mlflow.pyfunc.load_model("models:/reviewflow-bilstm@champion")
     scores = np.asarray(model.predict(pd.DataFrame({"text": TEXTS}))).reshape(-1)
