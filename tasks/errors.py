@@ -3,3 +3,11 @@
 
 class ReviewflowError(Exception):
     """A problem with the user's input or environment (not a bug); its message is one line."""
+
+
+def one_line(detail: object, limit: int = 500) -> str:
+    """An exception or reason as one line (exceptions prefixed with their type), at most `limit` characters."""
+    text = " ".join(str(detail).split())
+    if isinstance(detail, BaseException):
+        text = f"{type(detail).__name__}: {text}" if text else type(detail).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from tasks.config import DataConfig
-from tasks.errors import ReviewflowError
+from tasks.errors import ReviewflowError, one_line
 
 log = logging.getLogger("reviewflow")
 
@@ -152,11 +152,11 @@ def _download(url: str, folder: Path) -> Path:
             )
         os.replace(part, target)
     except urllib.error.HTTPError as exc:
-        raise ReviewflowError(f"cannot download {url}: HTTP {exc.code} {_one_line(exc.reason)}") from None
+        raise ReviewflowError(f"cannot download {url}: HTTP {exc.code} {one_line(exc.reason)}") from None
     except urllib.error.URLError as exc:
-        raise ReviewflowError(f"cannot download {url}: {_one_line(exc.reason)}") from None
+        raise ReviewflowError(f"cannot download {url}: {one_line(exc.reason)}") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise ReviewflowError(f"cannot download {url}: {_one_line(exc)}") from None
+        raise ReviewflowError(f"cannot download {url}: {one_line(exc)}") from None
     finally:
         part.unlink(missing_ok=True)
     log.info("downloaded %s to %s", url, target)
@@ -269,7 +269,7 @@ def _read_cached(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     try:
         return pd.read_parquet(path, columns=columns)
     except (pyarrow.ArrowException, ValueError) as exc:
-        raise ReviewflowError(f"cached table {path} cannot be read ({_one_line(exc)}); delete it to rebuild") from None
+        raise ReviewflowError(f"cached table {path} cannot be read ({one_line(exc)}); delete it to rebuild") from None
 
 
 def _rows_per_split(path: Path) -> dict[str, int]:
@@ -309,7 +309,7 @@ def _read_archive(path: Path) -> pd.DataFrame:
             while stream.read(1 << 20):
                 pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise ReviewflowError(f"archive {path} is truncated or corrupt ({_one_line(exc)})") from None
+        raise ReviewflowError(f"archive {path} is truncated or corrupt ({one_line(exc)})") from None
     if not rows:
         raise ReviewflowError(f"archive {path} contains no labeled reviews (expected {LAYOUT})")
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -390,7 +390,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise ReviewflowError(f"table {path} is not a readable CSV file ({_one_line(exc)})") from None
+        raise ReviewflowError(f"table {path} is not a readable CSV file ({one_line(exc)})") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -398,7 +398,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (pyarrow.ArrowException, ValueError) as exc:
-        raise ReviewflowError(f"table {path} is not a readable Parquet file ({_one_line(exc)})") from None
+        raise ReviewflowError(f"table {path} is not a readable Parquet file ({one_line(exc)})") from None
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -510,15 +510,7 @@ def _quotas(sizes: list[int], total: int) -> list[int]:
 # --- messages ----------------------------------------------------------------------------------
 
 
-def _one_line(detail: object) -> str:
-    """An exception or reason as one line."""
-    text = " ".join(str(detail).split())
-    if isinstance(detail, BaseException):
-        return f"{type(detail).__name__}: {text}" if text else type(detail).__name__
-    return text
-
-
 def _os_error(exc: OSError) -> str:
     """An operating-system error as one line naming the file."""
     where = f" {exc.filename}" if exc.filename else ""
-    return f"cannot access{where}: {exc.strerror or _one_line(exc)}"
+    return f"cannot access{where}: {exc.strerror or one_line(exc)}"

@@ -39,9 +39,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from tasks.errors import ReviewflowError
-from tasks.ingest import _one_line
-from tasks.validate import _import_gx, _raised
+from tasks.errors import ReviewflowError, one_line
+from tasks.validate import import_gx, raised_error
 
 log = logging.getLogger("reviewflow")
 
@@ -151,7 +150,7 @@ def score_file(
     try:
         return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move)
     except OSError as exc:  # reading errors quarantine the input; these are the run's (disk full, permissions)
-        raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or _one_line(exc)}") from None
+        raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or one_line(exc)}") from None
 
 
 def _score_file(
@@ -177,7 +176,7 @@ def _score_file(
         _validate(layout)
         rows, failed = _write_output(path, layout, output, manifest, scorers, chunk_size)
     except _Unreadable as exc:
-        return _quarantine(path, output_dir, _one_line(str(exc)), move, start)
+        return _quarantine(path, output_dir, one_line(str(exc)), move, start)
     _write_json(manifest, {
         "input": os.path.abspath(path), "input_sha256": sha256, "versions": versions,
         "rows": rows, "scored": rows - failed, "failed": failed,
@@ -255,9 +254,9 @@ def _reading(kind: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise _Unreadable(f"cannot read {exc.filename or 'the file'}: {exc.strerror or _one_line(exc)}") from None
+        raise _Unreadable(f"cannot read {exc.filename or 'the file'}: {exc.strerror or one_line(exc)}") from None
     except (ValueError, pa.ArrowException) as exc:
-        raise _Unreadable(f"not a readable {label} ({_one_line(exc)})") from None
+        raise _Unreadable(f"not a readable {label} ({one_line(exc)})") from None
 
 
 def _csv_options(kind: str) -> dict[str, Any]:
@@ -354,7 +353,7 @@ def _chunks(path: Path, layout: _Layout, chunk_size: int) -> Iterator[tuple[list
 
 def _validate(layout: _Layout) -> None:
     """The scoring suite, run with Great Expectations on the header's columns and the ids."""
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     expectations = [gx.expectations.ExpectColumnToExist(column=TEXT)]
@@ -390,7 +389,7 @@ def _describe_failure(result: Any, columns: list[str]) -> str:
     count = (result.result or {}).get("unexpected_count") or 0
     if kind == "expect_column_to_exist":
         return f"no {TEXT!r} column (columns: {', '.join(columns[:10]) or 'none'}{', ...' if len(columns) > 10 else ''})"
-    if _raised(result):
+    if raised_error(result):
         return f"{kind}({column}) could not be checked"
     if kind == "expect_column_values_to_not_be_null":
         return f"{count} row{'s' if count != 1 else ''} without an id in {column!r}"

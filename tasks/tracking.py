@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 from tasks.config import TrackingConfig
-from tasks.errors import ReviewflowError
+from tasks.errors import ReviewflowError, one_line
 
 log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -61,9 +61,9 @@ def connect(settings: TrackingConfig) -> Tracking:
         else:
             experiment_id = experiment.experiment_id
     except MlflowException as exc:
-        raise ReviewflowError(f"MLflow tracking at {uri} failed: {_first_line(exc)}") from None
+        raise ReviewflowError(f"MLflow tracking at {uri} failed: {one_line(exc)}") from None
     except OSError as exc:
-        raise ReviewflowError(f"MLflow tracking at {uri} is unreachable: {_first_line(exc)}") from None
+        raise ReviewflowError(f"MLflow tracking at {uri} is unreachable: {one_line(exc)}") from None
     return tracking.model_copy(update={"experiment_id": experiment_id})
 
 
@@ -72,10 +72,6 @@ def _artifact_location(uri: str, artifact_location: str | None) -> str | None:
     if not artifact_location or uri.startswith(("http://", "https://")):
         return None
     return Path(artifact_location).resolve().as_uri()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
 
 
 def start_parent_run(tracking: Tracking, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:

@@ -77,7 +77,7 @@ def check_reviews(df: pd.DataFrame, rules: ValidationConfig, report_dir: Path) -
     for bad data (a missing column is a failed expectation, not an exception)."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    gx = _import_gx()
+    gx = import_gx()
 
     context = gx.get_context(mode="file", project_root_dir=report_dir)
     _configure(context)
@@ -117,7 +117,7 @@ def check_reviews(df: pd.DataFrame, rules: ValidationConfig, report_dir: Path) -
 
 def build_expectations(rules: ValidationConfig) -> list[Expectation]:
     """The suite, in report order. `meta["scope"]` names what a failure concerns."""
-    gxe = _import_gx().expectations
+    gxe = import_gx().expectations
     from great_expectations.expectations.row_conditions import Column
 
     table = {"scope": "table"}
@@ -177,12 +177,12 @@ def _describe_failure(result: Any) -> str:
     text = f"{meta.get('scope', 'table')}: {config.type}" + (f"({column})" if column else "")
     if meta.get("where"):
         text += f" where {meta['where']}"
-    if _raised(result):
+    if raised_error(result):
         text += " (not evaluated)"
     return text
 
 
-def _raised(result: Any) -> bool:
+def raised_error(result: Any) -> bool:
     """GX keeps metric errors under one key per metric, not at the top of exception_info."""
     info = result.exception_info or {}
     if info.get("raised_exception"):
@@ -227,7 +227,7 @@ def _configure(context: FileDataContext) -> None:
     context.variables.save()
 
 
-def _import_gx() -> Any:
+def import_gx() -> Any:
     """Import GX with its logging quiet: it logs routine steps at INFO, even while importing,
     and one module logs under its file path instead of its name. Levels set elsewhere win."""
     _quiet_logger("great_expectations")
