@@ -12,11 +12,13 @@ from prefect.cache_policies import NO_CACHE
 from tasks.config import Config, tracking_settings
 from tasks.evaluate import Evaluation, comparison_table
 from tasks.ingest import ReviewTable
+from tasks.prepare import PreparedData
 from tasks.register import Registration
 from tasks.tracking import (
     Tracking,
     connect,
     finish_run,
+    log_artifact,
     log_artifacts,
     log_dataset,
     log_table,
@@ -45,6 +47,12 @@ def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> Non
     log_dataset(tracking, tracking.parent_run_id, table.path, table.source, table.digest, name)
     if report_dir.is_dir():
         log_artifacts(tracking, tracking.parent_run_id, report_dir, "validation")
+
+
+@task(name="record-vocabulary", cache_policy=NO_CACHE)
+def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
+    """The one vocabulary every model of the run was trained with (each model also carries a copy)."""
+    log_artifact(tracking, tracking.parent_run_id, prepared.vocabulary_path)
 
 
 @task(name="close-run", cache_policy=NO_CACHE)

@@ -118,6 +118,10 @@ def log_metrics(tracking: Tracking, run_id: str, metrics: dict[str, float], step
     tracking.client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
+def log_artifact(tracking: Tracking, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    tracking.client().log_artifact(run_id, str(path), artifact_path)
+
+
 def log_artifacts(tracking: Tracking, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
     tracking.client().log_artifacts(run_id, str(folder), artifact_path)
 

@@ -70,3 +70,95 @@ def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
     ]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return result, client, parent, children, workdir
+
+
+# --- A Prefect server with the served deployments (tests/e2e/test_deployments.py, test_browser.py) ---
+
+QUIET_SERVERS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
+SMOKE_TRAINING_TIMEOUT_S = 1800  # a smoke training takes 2-4 minutes on 2 idle cores; much longer on busy ones
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` on 127.0.0.1, on a free port, with its own PREFECT_HOME (SQLite)."""
+    from flows.servers import free_port
+    from flows.stack import start_prefect_server
+
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), "127.0.0.1", free_port())
+    yield server.url
+    server.stop()
+
+
+class ServedStack:
+    """The session's Prefect and MLflow servers, the deployments served from `workdir`, and a Prefect client."""
+
+    def __init__(self, prefect_url: str, mlflow_url: str, workdir: Path, log_path: Path, client):
+        self.prefect_url, self.api_url, self.mlflow_url = prefect_url, f"{prefect_url}/api", mlflow_url
+        self.workdir, self.log_path, self.client = workdir, log_path, client
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) if self.log_path.is_file() else ""
+
+    def run_deployment(self, name: str, parameters: dict | None = None, timeout: float = 600):
+        """Start a run of `flow/deployment` as the UI's Run button does, and wait for its final state."""
+        deployment = self.client.read_deployment_by_name(name)
+        flow_run = self.client.create_flow_run_from_deployment(deployment.id, parameters=parameters or {})
+        deadline = time.monotonic() + timeout
+        while True:
+            flow_run = self.client.read_flow_run(flow_run.id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                return flow_run
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} run {flow_run.name} still {flow_run.state_name} after {timeout:.0f} s\n{self.log_tail()}")
+            time.sleep(3)
+
+
+@pytest.fixture(scope="session")
+def served_deployments(tmp_path_factory, prefect_server, mlflow_server, imdb_archive, shared_cache):
+    """`python -m flows.deployments` (as `reviewflow up` runs it) serving train and score from a folder of its own."""
+    import contextlib
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from flows.stack import serve_in_child, wait_until_served
+    from tasks.config import Config
+
+    workdir = tmp_path_factory.mktemp("served")
+    (workdir / "data").mkdir()
+    (workdir / "data" / "cache").symlink_to(shared_cache)  # the session's parsed archive
+    api_url, log_path = f"{prefect_server}/api", workdir / "serve.log"
+    since = datetime.now(timezone.utc)
+    config = Config(data={"source": str(imdb_archive)})
+    with contextlib.chdir(workdir):  # the serving folder: relative data/ paths are its own
+        served = serve_in_child(config, api_url, mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive)})
+    try:
+        wait_until_served(api_url, served, since)
+        with SyncPrefectClient(api_url) as client:
+            yield ServedStack(prefect_server, mlflow_server, workdir, log_path, client)
+    finally:
+        served.stop()
+
+
+@pytest.fixture(scope="session")
+def served_training(served_deployments):
+    """One smoke training started through the `train/train` deployment with just {"profile": "smoke"}.
+
+    Returns the final flow run, and the MLflow parent run it logged with its children.
+    """
+    from mlflow import MlflowClient
+
+    stack = served_deployments
+    started_ms = int(time.time() * 1000)
+    flow_run = stack.run_deployment("train/train", {"profile": "smoke"}, timeout=SMOKE_TRAINING_TIMEOUT_S)
+    assert flow_run.state.is_completed(), f"{flow_run.name}: {flow_run.state_name}: {flow_run.state.message}\n{stack.log_tail()}"
+    client = MlflowClient(stack.mlflow_url, stack.mlflow_url)
+    experiment = client.get_experiment_by_name("reviewflow")
+    runs = client.search_runs([experiment.experiment_id])
+    # Other tests train on this tracking server too: this flow run's parent is the one started during it.
+    (parent,) = [
+        r for r in runs
+        if "mlflow.parentRunId" not in r.data.tags and r.info.run_name.startswith("smoke-") and r.info.start_time >= started_ms
+    ]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return flow_run, parent, children

@@ -65,3 +65,39 @@ def test_bad_input_gives_one_line(workdir, args, message):
 def test_bad_flag_is_refused_by_the_parser(workdir):
     result = run_cli(["train", "--profile", "huge"], cwd=workdir)
     assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
+
+
+def test_training_on_an_existing_dask_cluster(workdir, imdb_archive, shared_cache):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = run_cli(
+            [
+                "train", "--profile", "smoke",
+                "--set", "train.architectures=rnn",
+                "--set", "train.task_runner=dask",
+                "--set", f"train.dask_address={cluster.scheduler_address}",
+                "--set", f"data.cache_dir={shared_cache}",
+            ],
+            env={"REVIEWFLOW_DATA": str(imdb_archive)},
+            cwd=workdir,
+        )
+        finished = [key for key, _, finish, *_ in cluster.scheduler.transition_log if finish == "memory"]
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "rnn" in result.stdout.splitlines()[-1]
+    # The training and evaluation tasks ran on the cluster, not in the command's own processes.
+    assert sorted(key.split("-")[0] for key in finished) == ["evaluate_model", "train_architecture"]
+
+
+def test_task_runner_follows_the_config():
+    from prefect.task_runners import ProcessPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.training import task_runner
+    from tasks.config import load_config
+
+    assert isinstance(task_runner(load_config("smoke"), 2), ProcessPoolTaskRunner)
+    local = task_runner(load_config("smoke", ["train.task_runner=dask"]), 2)
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 2
+    remote = task_runner(load_config("smoke", ["train.task_runner=dask", "train.dask_address=tcp://127.0.0.1:8786"]), 2)
+    assert remote.address == "tcp://127.0.0.1:8786"

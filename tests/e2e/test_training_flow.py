@@ -47,7 +47,7 @@ def test_parent_run_records_config_dataset_validation_and_comparison(smoke_train
     inputs = client.get_run(parent.info.run_id).inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.digest
     top = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"comparison.json", "comparison.csv", "comparison.md", "validation"} <= top
+    assert {"comparison.json", "comparison.csv", "comparison.md", "validation", "vocabulary.json"} <= top
     validation = {a.path for a in client.list_artifacts(parent.info.run_id, "validation")}
     assert "validation/validation.json" in validation
     assert "Best:" in parent.data.tags["mlflow.note.content"]

@@ -1,0 +1,231 @@
+"""`reviewflow up`: a local MLflow server, a Prefect server and the served deployments, stopped together.
+
+Each process starts in its own process group (see `flows.servers.ManagedServer`), so
+stopping one stops everything it started: the MLflow server's workers, the Prefect
+server, and the flow runs of the served deployments with their training processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flows.deployments import SCORE, TRAIN
+from flows.servers import ManagedServer, _signal_group, check_port_free, start_mlflow_server
+from tasks.config import Config, tracking_settings
+from tasks.errors import ReviewflowError
+
+PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
+QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect_port: int = 4200) -> int:
+    """Start MLflow and Prefect servers and serve the deployments until Ctrl-C or SIGTERM; returns the exit code."""
+    if mlflow_port == prefect_port:
+        raise ReviewflowError(f"the MLflow and Prefect servers need two ports (both are {mlflow_port})")
+    check_port_free(host, mlflow_port, "the MLflow server")
+    check_port_free(host, prefect_port, "the Prefect server")
+    store_dir = embedded_store_dir(config)
+    logs = PREFECT_HOME.resolve()
+    started: list[ManagedServer] = []
+    with _signals_stop() as signals:
+        try:
+            # Prefect first, as it takes longest: it starts while MLflow does.
+            with signals.deferred():
+                prefect = prefect_server(PREFECT_HOME, host, prefect_port)
+                started.append(prefect)
+            with signals.deferred():  # start_mlflow_server returns its process only once it answers
+                mlflow = start_mlflow_server(store_dir, host, mlflow_port)
+                started.append(mlflow)
+            prefect.wait_healthy(timeout=300)
+            api_url = f"{prefect.url}/api"
+            since = datetime.now(timezone.utc)
+            with signals.deferred():
+                served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log")
+                started.append(served)
+            wait_until_served(api_url, served, since)
+            print(f"MLflow UI   {mlflow.url}\nPrefect UI  {prefect.url}   (deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE})")
+            print(f"logs in {store_dir.resolve() / 'server.log'} and {logs}; Ctrl-C stops everything", flush=True)
+            crashed = _wait_for_exit(started)
+            raise ReviewflowError(f"{crashed.name} exited with code {crashed.process.returncode} (log: {crashed.log_path})")
+        except _Stop:
+            print("reviewflow: stopping the servers", file=sys.stderr, flush=True)
+            return 0
+        finally:
+            with signals.deferred(reraise=False):
+                for server in reversed(started):  # the deployments first, while Prefect can record it
+                    server.stop()
+
+
+def embedded_store_dir(config: Config) -> Path:
+    """The folder of the embedded SQLite store (mlflow.yaml), which `mlflow server` then serves.
+
+    The experiment is created here, as `reviewflow train` creates it on the embedded store
+    (artifacts in a plain folder), when it does not exist yet: an experiment the server created
+    would keep its artifacts behind the server, out of reach of runs on the embedded store.
+    """
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)  # the store that `reviewflow train` writes without it
+    try:
+        settings = tracking_settings(config.tracking)
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    uri = settings.tracking_uri or ""
+    if not uri.startswith("sqlite:///"):
+        raise ReviewflowError(f"reviewflow up serves the embedded SQLite store, but tracking_uri is {uri!r}")
+    database = Path(uri.removeprefix("sqlite:///"))
+    if database.name != "mlflow.db":
+        raise ReviewflowError(f"reviewflow up serves a store whose database is named mlflow.db (got {database})")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, uri)
+    if client.get_experiment_by_name(settings.experiment) is None:
+        location = Path(settings.artifact_location or database.parent / "artifacts").resolve()
+        client.create_experiment(settings.experiment, artifact_location=location.as_uri())
+    return database.parent
+
+
+def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
+    """`prefect server start` on its own SQLite database in `home` (started, not yet answering)."""
+    check_port_free(host, port, "the Prefect server")
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"http://{host}:{port}"
+    env = {
+        **QUIET,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        # The UI asks the API at PREFECT_UI_API_URL, which otherwise comes from PREFECT_API_URL
+        # or PREFECT_SERVER_API_HOST/PORT, not from --host/--port.
+        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_UI_API_URL": f"{url}/api",
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    }
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    return ManagedServer("Prefect server", command, url, "/api/health", home / "server.log", env=env)
+
+
+def start_prefect_server(home: Path, host: str, port: int, timeout: float = 300) -> ManagedServer:
+    """A Prefect server on `home`'s SQLite database, answering its health check."""
+    server = prefect_server(home, host, port)
+    server.wait_healthy(timeout=timeout)
+    return server
+
+
+class ServedDeployments(ManagedServer):
+    """The process serving the deployments; its flow runs (and their workers) are in its process group."""
+
+    def stop(self, grace: float = 30) -> None:
+        # SIGTERM to the runner alone first: it cancels its flow runs and pauses the schedules;
+        # then whatever is left of its group goes the way of any server.
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(grace)
+        _signal_group(self.process.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        super().stop()
+
+
+def serve_in_child(
+    config: Config, api_url: str, tracking_uri: str, log_path: Path, env: dict[str, str] | None = None
+) -> ServedDeployments:
+    """`python -m flows.deployments CONFIG_JSON` against the given servers, in this folder."""
+    env = {**QUIET, **(env or {}), "PREFECT_API_URL": api_url, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "flows.deployments", json.dumps(config.model_dump(mode="json"))]
+    return ServedDeployments("the deployment server", command, api_url, "/health", log_path, env=env)
+
+
+def wait_until_served(api_url: str, served: ManagedServer, since: datetime, timeout: float = 300) -> None:
+    """Until both deployments are registered and their runner has polled the API since `since`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            raise ReviewflowError(
+                f"{served.name} exited with code {served.process.returncode}: {_last_line(served.log_path)} (log: {served.log_path})"
+            )
+        polled = [_get_json(f"{api_url}/deployments/name/{name}/{name}") for name in (TRAIN, SCORE)]
+        if all(d and _parse_time(d.get("last_polled")) >= since for d in polled):
+            return
+        time.sleep(1)
+    raise ReviewflowError(f"the deployments were not served within {timeout:.0f} s (log: {served.log_path})")
+
+
+def _wait_for_exit(processes: list[ManagedServer]) -> ManagedServer:
+    while True:
+        for server in processes:
+            if server.process.poll() is not None:
+                return server
+        time.sleep(1)
+
+
+def _get_json(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.is_file() else []
+    return lines[-1][:200] if lines else "no output"
+
+
+def _parse_time(value: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(value) if value else datetime.min.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+
+class _Stop(BaseException):
+    """Ctrl-C or SIGTERM: stop everything that was started."""
+
+
+class _SignalStop:
+    def __init__(self) -> None:
+        self.deferring = 0
+        self.pending: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.deferring:
+            self.pending = signum
+            return
+        raise _Stop(signum)
+
+    @contextlib.contextmanager
+    def deferred(self, reraise: bool = True) -> Iterator[None]:
+        """A signal waits until the block is done: a process started in it always gets its handle kept."""
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+        if reraise and not self.deferring and self.pending is not None:
+            raise _Stop(self.pending)
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[_SignalStop]:
+    signals = _SignalStop()
+    previous = {sig: signal.signal(sig, signals.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield signals
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
