@@ -11,7 +11,14 @@ from tasks.register import load_models
 from tasks.score import FileOutcome, find_review_files, publish_scoring, score_file_task, score_inbox_task
 
 
-@flow(name="score", log_prints=True)
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    paths = flow_run.parameters.get("paths")
+    return f"score-{len(paths)}-paths" if paths else "score-inbox"
+
+
+@flow(name="score", flow_run_name=_flow_run_name, log_prints=True)
 def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) -> list[dict]:
     """Score `paths` (files or folders), or, without paths, every file waiting in the inbox."""
     scoring = scoring or ScoringConfig()
