@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reviewflow", description="Train, compare, register and apply IMDB sentiment models.")
     commands = parser.add_subparsers(dest="command", required=True)
     train_cmd = commands.add_parser("train", help="run the training flow")
-    train_cmd.add_argument("--profile", default="default", choices=list(PROFILES), help="settings profile (default: default)")
-    train_cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override one setting, e.g. --set train.epochs=2 (repeatable)")
+    _config_options(train_cmd)
     train_cmd.set_defaults(run=run_train)
     score_cmd = commands.add_parser("score", help="score review files once with the registered models")
     score_cmd.add_argument("paths", nargs="+", metavar="PATH", help="review files (.csv .tsv .jsonl .parquet) or folders")
@@ -30,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     score_cmd.add_argument("--models", default=",".join(ARCHITECTURES), help="architectures to score with (default: all four)")
     score_cmd.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows scored at a time")
     score_cmd.set_defaults(run=run_score)
+    serve_cmd = commands.add_parser("serve", help="serve the train and score deployments to PREFECT_API_URL")
+    _config_options(serve_cmd)
+    serve_cmd.set_defaults(run=run_serve)
+    up_cmd = commands.add_parser("up", help="start MLflow and Prefect servers locally and serve the deployments")
+    _config_options(up_cmd)
+    up_cmd.set_defaults(run=run_up)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -43,6 +47,26 @@ def main(argv: list[str] | None = None) -> int:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"reviewflow: error: {type(exc).__name__}: {first} (see the log above)", file=sys.stderr)
         return 1
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", choices=list(PROFILES), help="settings profile (default: default)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set train.epochs=2 (repeatable)")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve_deployments
+
+    serve_deployments(load_config(args.profile, args.overrides))
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from flows.stack import up
+
+    config = load_config(args.profile, args.overrides)
+    return up(config, config.servers.host, config.servers.mlflow_port, config.servers.prefect_port)
 
 
 def run_train(args: argparse.Namespace) -> int:

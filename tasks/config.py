@@ -121,6 +121,14 @@ class ScoringConfig(Section):
     interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
 
 
+class ServersConfig(Section):
+    """Where `reviewflow up` starts the local MLflow and Prefect servers."""
+
+    host: str = "127.0.0.1"
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    prefect_port: int = Field(4200, ge=1, le=65535)
+
+
 class TrackingConfig(Section):
     """Blank fields are filled from MLFLOW_TRACKING_URI and mlflow.yaml (see `tracking_settings`)."""
 
@@ -140,6 +148,7 @@ class Config(Section):
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    servers: ServersConfig = Field(default_factory=ServersConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")
