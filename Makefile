@@ -11,7 +11,7 @@ endif
 endif
 export PREFECT_SERVER_EPHEMERAL_ENABLED ?= true
 
-.PHONY: setup run test clean
+.PHONY: setup browser run test clean
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,12 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/reviewflow train --profile default
 
-test: setup
+# The browser tests drive Debian's Chromium and ChromeDriver (never a browser downloaded at run time).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup browser
 	$(BIN)/pytest -q
 
 clean:
