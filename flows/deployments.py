@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +31,10 @@ TRAINING_SECTIONS = ("output_dir", "data", "validation", "prepare", "train", "tr
 
 def serve_deployments(config: Config) -> None:
     """Serve `train` and `score` to the Prefect API until interrupted (Ctrl-C or SIGTERM)."""
-    if not prefect_api_url():
+    api_url = prefect_api_url()
+    if not api_url:
         raise ReviewflowError(NO_API)
+    _check_answers(api_url)
     from prefect import serve
 
     deployments = build_deployments(config)
@@ -43,6 +47,18 @@ def prefect_api_url() -> str | None:
     from prefect.settings import Settings
 
     return Settings().api.url
+
+
+def _check_answers(api_url: str) -> None:
+    """One line, rather than a connection traceback, when nothing answers at the API URL."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=10):
+            pass
+    except urllib.error.HTTPError:
+        pass  # a server answered (Prefect Cloud wants credentials even there)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ReviewflowError(f"no Prefect server answers at PREFECT_API_URL={api_url} ({reason})") from None
 
 
 def build_deployments(config: Config) -> list[RunnerDeployment]:

@@ -201,11 +201,14 @@ class _SignalStop:
     def __init__(self) -> None:
         self.deferring = 0
         self.pending: int | None = None
+        self.stopping = False
 
     def handle(self, signum: int, frame: object) -> None:
-        if self.deferring:
+        # Raised once: a second Ctrl-C does not interrupt the stopping.
+        if self.deferring or self.stopping:
             self.pending = signum
             return
+        self.stopping = True
         raise _Stop(signum)
 
     @contextlib.contextmanager
@@ -216,7 +219,8 @@ class _SignalStop:
             yield
         finally:
             self.deferring -= 1
-        if reraise and not self.deferring and self.pending is not None:
+        if reraise and not self.deferring and not self.stopping and self.pending is not None:
+            self.stopping = True
             raise _Stop(self.pending)
 
 

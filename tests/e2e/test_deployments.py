@@ -1,5 +1,6 @@
 """The served `train` and `score` deployments, started as the Prefect UI does, and `reviewflow up`."""
 
+import contextlib
 import json
 import os
 import signal
@@ -45,16 +46,23 @@ REVIEWS = pd.DataFrame({
 # --- serve ---------------------------------------------------------------------------------------------
 
 
-def test_serve_without_a_prefect_api_is_a_one_line_error(tmp_path):
+@pytest.mark.parametrize("api", [None, "nothing"])
+def test_serve_without_a_prefect_server_is_a_one_line_error(tmp_path, api):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path)  # no Prefect profile that names a server either
+    if api:
+        env["PREFECT_API_URL"] = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
     result = subprocess.run(
         [sys.executable, "-m", "flows.deployments"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "reviewflow: error: reviewflow serve needs PREFECT_API_URL (a Prefect server), or use `reviewflow up`"
-    )
+    if api:
+        assert result.stderr.startswith(f"reviewflow: error: no Prefect server answers at PREFECT_API_URL={env['PREFECT_API_URL']} (")
+        assert result.stderr.count("\n") == 1
+    else:
+        assert result.stderr.strip() == (
+            "reviewflow: error: reviewflow serve needs PREFECT_API_URL (a Prefect server), or use `reviewflow up`"
+        )
 
 
 def test_deployments_are_served_with_their_schedule_and_parameters(served_deployments):
@@ -165,42 +173,67 @@ def test_up_refuses_a_port_already_taken(workdir, taken):
     assert not (workdir / "data").exists()  # refused before anything started
 
 
-def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path):
+def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path, imdb_archive, shared_cache):
+    """`up` answers on both ports; SIGTERM in the middle of a training leaves no process behind."""
     mlflow_port, prefect_port = free_port(), free_port()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cache").symlink_to(shared_cache)
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    env["PREFECT_HOME"] = str(tmp_path / "client-home")
-    code = f"import flows, sys; from flows.stack import up; from tasks.config import Config; sys.exit(up(Config(), '127.0.0.1', {mlflow_port}, {prefect_port}))"
-    output = tmp_path / "up.out"
+    env.update(PREFECT_HOME=str(tmp_path / "client-home"), REVIEWFLOW_DATA=str(imdb_archive))
+    code = (
+        "import flows, sys; from flows.stack import up; from tasks.config import Config; "
+        f"sys.exit(up(Config(), '127.0.0.1', {mlflow_port}, {prefect_port}))"
+    )
+    output, api = tmp_path / "up.out", f"http://127.0.0.1:{prefect_port}/api"
     with open(output, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 600
-        while "Prefect UI" not in output.read_text() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(1)
-        assert "Prefect UI" in output.read_text(), output.read_text()[-3000:]
+        _wait(lambda: "Prefect UI" in output.read_text() or process.poll() is not None, 600)
         text = output.read_text()
-        assert f"MLflow UI   http://127.0.0.1:{mlflow_port}" in text and f"Prefect UI  http://127.0.0.1:{prefect_port}" in text
+        assert f"MLflow UI   http://127.0.0.1:{mlflow_port}" in text, text[-3000:]
+        assert f"Prefect UI  http://127.0.0.1:{prefect_port}" in text
         assert _get(f"http://127.0.0.1:{mlflow_port}/health") == "OK"
-        assert _get(f"http://127.0.0.1:{prefect_port}/api/health") == "true"
-        for name in ("train/train", "score/score"):
-            assert json.loads(_get(f"http://127.0.0.1:{prefect_port}/api/deployments/name/{name}"))["name"] in name
+        assert _get(f"{api}/health") == "true"
+        assert json.loads(_get(f"{api}/deployments/name/score/score"))["name"] == "score"
+        train = json.loads(_get(f"{api}/deployments/name/train/train"))
         assert (tmp_path / "data" / "mlflow" / "mlflow.db").is_file() and (tmp_path / "data" / "prefect" / "prefect.db").is_file()
+
+        # A smoke training, stopped once its trainings run in worker processes of the flow run's process.
+        _post(f"{api}/deployments/{train['id']}/create_flow_run", {"parameters": {"profile": "smoke"}})
+        def training() -> bool:
+            return sum("spawn_main" in row[2] for row in _descendants(process.pid).values()) >= 2
+
+        _wait(lambda: process.poll() is not None or training(), 600)
+        assert process.poll() is None, output.read_text()[-3000:]
         family = _descendants(process.pid)
         groups = {pgid for _, pgid, _ in family.values()}
-        assert len(family) >= 4, family  # up, the MLflow server, the Prefect server, the serving process (and workers)
+        # up, the MLflow and Prefect servers, the serving process, the flow run, its workers
+        assert len(family) >= 6, family
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=180) == 0, output.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:  # the test failed: stop it all the same
+            everything = {pgid for _, pgid, _ in _descendants(process.pid).values()}
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=120)
+            for group in everything:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, signal.SIGKILL)
             process.wait()
     left = {pid: row for pid, row in _processes().items() if pid in family or row[1] in groups}
     assert not left, left
     assert not _listening(mlflow_port) and not _listening(prefect_port)
     assert "stopping the servers" in output.read_text()
+    # The interrupted training closed its MLflow parent run (on the embedded store that `up` served).
+    store = f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(store, store)
+    runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED", [(r.info.run_name, r.info.status) for r in runs]
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -231,14 +264,27 @@ def _listening(port: int) -> bool:
     return True
 
 
+def _wait(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as reply:
         return reply.read().decode().strip()
 
 
 def _processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, pgid, command line), from `ps`."""
-    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid=,args="], capture_output=True, text=True, check=True).stdout
+    """pid -> (ppid, pgid, command line), from `ps` (-ww: whole command lines, not cut at 80 columns)."""
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,pgid=,args="], capture_output=True, text=True, check=True).stdout
     rows = {}
     for line in listing.splitlines():
         pid, ppid, pgid, *args = line.split(None, 3)
