@@ -8,7 +8,7 @@ from prefect import flow
 
 from tasks.config import ScoringConfig, TrackingConfig
 from tasks.register import load_models
-from tasks.score import FileOutcome, find_review_files, publish_scoring, score_file_task, score_inbox_task
+from tasks.score import FileOutcome, find_review_files, inbox_inputs, publish_scoring, score_file_task, score_inbox_task
 
 
 def _flow_run_name() -> str:
@@ -22,6 +22,10 @@ def _flow_run_name() -> str:
 def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) -> list[dict]:
     """Score `paths` (files or folders), or, without paths, every file waiting in the inbox."""
     scoring = scoring or ScoringConfig()
+    if not paths and not inbox_inputs(scoring.inbox):
+        # A scheduled run over an empty inbox has nothing to do, not even load models
+        # (which may not exist yet on a fresh stack).
+        return publish_scoring([], {})
     models = load_models(scoring.architectures, scoring.alias, TrackingConfig())
     if paths:
         outcomes: list[FileOutcome] = [

@@ -23,6 +23,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def check_port_free(host: str, port: int, what: str) -> None:
     with socket.socket() as sock:
+        # As the servers bind: connections of a stopped server waiting in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -17,6 +17,7 @@ from tasks.register import Registration
 from tasks.tracking import (
     Tracking,
     connect,
+    fail_unfinished_children,
     finish_run,
     log_artifact,
     log_artifacts,
@@ -57,6 +58,8 @@ def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
 
 @task(name="close-run", cache_policy=NO_CACHE)
 def close_training_run(tracking: Tracking, succeeded: bool) -> None:
+    if not succeeded:
+        fail_unfinished_children(tracking, tracking.parent_run_id)
     finish_run(tracking, tracking.parent_run_id, succeeded)
 
 

@@ -615,6 +615,12 @@ def score_inbox(
     return outcomes
 
 
+def inbox_inputs(inbox: Path) -> list[Path]:
+    """The inputs waiting in the inbox (none when it does not exist)."""
+    inbox = Path(inbox)
+    return _inputs_in(inbox, root=inbox) if inbox.is_dir() else []
+
+
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[bool]:
     """Hold an exclusive lock on `path` without waiting; False when another run holds it.
@@ -663,6 +669,6 @@ def publish_scoring(outcomes: list[FileOutcome], versions: dict[str, str]) -> li
         key="scoring-report",
         table=rows,
         description=f"{counts['scored']} scored, {counts['skipped']} skipped, {counts['quarantined']} quarantined "
-        f"with {', '.join(versions.values())}",
+        f"with {', '.join(versions.values()) or 'no models (nothing to score)'}",
     )
     return rows

@@ -146,6 +146,17 @@ def finish_run(tracking: Tracking, run_id: str, succeeded: bool) -> None:
     tracking.client().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
 
 
+def fail_unfinished_children(tracking: Tracking, parent_run_id: str) -> None:
+    """Child runs an interrupted training left RUNNING are marked FAILED with their parent."""
+    client = tracking.client()
+    running = client.search_runs(
+        [tracking.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in running:
+        client.set_terminated(run.info.run_id, "FAILED")
+
+
 class EpochMetrics(keras.callbacks.Callback):
     """Logs Keras's per-epoch metrics (loss, accuracy, val_loss, val_accuracy) to one run."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, smoke_runs_since
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMDB_ARCHIVE = Path(
@@ -40,9 +40,13 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `mlflow server` (SQLite store, served artifacts) on 127.0.0.1, on a free port."""
+    yield from _started_mlflow_server(tmp_path_factory.mktemp("mlflow"))
+
+
+def _started_mlflow_server(store_dir: Path):
     from flows.servers import free_port, start_mlflow_server
 
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow"), "127.0.0.1", free_port())
+    server = start_mlflow_server(store_dir, "127.0.0.1", free_port())
     yield server.url
     server.stop()
 
@@ -61,14 +65,7 @@ def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
     from mlflow import MlflowClient
 
     client = MlflowClient(mlflow_server, mlflow_server)
-    experiment = client.get_experiment_by_name("reviewflow")
-    runs = client.search_runs([experiment.experiment_id])
-    # Other tests may train on this server too: this run's parent is the one started during it.
-    (parent,) = [
-        r for r in runs
-        if "mlflow.parentRunId" not in r.data.tags and r.info.run_name.startswith("smoke-") and r.info.start_time >= started_ms
-    ]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    parent, children = smoke_runs_since(client, started_ms)
     return result, client, parent, children, workdir
 
 
@@ -114,7 +111,13 @@ class ServedStack:
 
 
 @pytest.fixture(scope="session")
-def served_deployments(tmp_path_factory, prefect_server, mlflow_server, imdb_archive, shared_cache):
+def stack_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """The served stack's own tracking server, so its trainings never move the aliases other tests check."""
+    yield from _started_mlflow_server(tmp_path_factory.mktemp("stack-mlflow"))
+
+
+@pytest.fixture(scope="session")
+def served_deployments(tmp_path_factory, prefect_server, stack_mlflow_server, imdb_archive, shared_cache):
     """`python -m flows.deployments` (as `reviewflow up` runs it) serving train and score from a folder of its own."""
     import contextlib
     from datetime import datetime, timezone
@@ -131,11 +134,11 @@ def served_deployments(tmp_path_factory, prefect_server, mlflow_server, imdb_arc
     since = datetime.now(timezone.utc)
     config = Config(data={"source": str(imdb_archive)})
     with contextlib.chdir(workdir):  # the serving folder: relative data/ paths are its own
-        served = serve_in_child(config, api_url, mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive)})
+        served = serve_in_child(config, api_url, stack_mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive)})
     try:
         wait_until_served(api_url, served, since)
         with SyncPrefectClient(api_url) as client:
-            yield ServedStack(prefect_server, mlflow_server, workdir, log_path, client)
+            yield ServedStack(prefect_server, stack_mlflow_server, workdir, log_path, client)
     finally:
         served.stop()
 
@@ -152,13 +155,5 @@ def served_training(served_deployments):
     started_ms = int(time.time() * 1000)
     flow_run = stack.run_deployment("train/train", {"profile": "smoke"}, timeout=SMOKE_TRAINING_TIMEOUT_S)
     assert flow_run.state.is_completed(), f"{flow_run.name}: {flow_run.state_name}: {flow_run.state.message}\n{stack.log_tail()}"
-    client = MlflowClient(stack.mlflow_url, stack.mlflow_url)
-    experiment = client.get_experiment_by_name("reviewflow")
-    runs = client.search_runs([experiment.experiment_id])
-    # Other tests train on this tracking server too: this flow run's parent is the one started during it.
-    (parent,) = [
-        r for r in runs
-        if "mlflow.parentRunId" not in r.data.tags and r.info.run_name.startswith("smoke-") and r.info.start_time >= started_ms
-    ]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    parent, children = smoke_runs_since(MlflowClient(stack.mlflow_url, stack.mlflow_url), started_ms)
     return flow_run, parent, children

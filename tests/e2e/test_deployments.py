@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -156,6 +155,13 @@ def test_score_deployment_scores_the_inbox(served_training, served_deployments):
     assert row["status"] == "scored" and row["rows"] == 4
 
 
+def test_score_deployment_on_an_empty_inbox_needs_no_models(served_deployments, tmp_path):
+    # A fresh stack has no champions yet: its scheduled scoring runs must still succeed.
+    scoring = {"inbox": str(tmp_path / "empty-inbox"), "alias": "nobody-has-this"}
+    flow_run = served_deployments.run_deployment("score/score", {"scoring": scoring}, timeout=300)
+    assert flow_run.state.is_completed(), f"{flow_run.state_name}: {flow_run.state.message}"
+
+
 # --- up ----------------------------------------------------------------------------------------------------
 
 
@@ -234,6 +240,7 @@ def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path, imdb_archi
     runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "FAILED", [(r.info.run_name, r.info.status) for r in runs]
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"], "child runs left RUNNING"
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
