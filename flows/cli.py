@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
 from tasks.config import ARCHITECTURES, PROFILES, ScoringConfig, describe_validation_error, load_config
-from tasks.errors import ReviewflowError
+from tasks.errors import ReviewflowError, one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print("reviewflow: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: the log above has the traceback
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"reviewflow: error: {type(exc).__name__}: {first} (see the log above)", file=sys.stderr)
+        print(f"reviewflow: error: {one_line(exc, 300)} (see the log above)", file=sys.stderr)
         return 1
 
 
