@@ -15,7 +15,7 @@ from tasks.prepare import PreparedData, prepare_sequences
 from tasks.register import register_model
 from tasks.report import close_training_run, open_training_run, publish_comparison, record_data, record_vocabulary
 from tasks.tracking import Tracking
-from tasks.train import threads_per_training, train_architecture
+from tasks.train import available_cores, threads_per_training, train_architecture
 from tasks.validate import validate_reviews
 
 
@@ -44,7 +44,7 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         seq_lens = [config.train.seq_len[a] for a in config.train.architectures]
         prepared = prepare_sequences(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary(tracking, prepared)
-        workers = config.train.max_workers or min(len(config.train.architectures), threads_per_training(1))
+        workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
         evaluations = train_models.with_options(task_runner=task_runner(config, workers))(
             config, prepared, tracking, threads_per_training(workers)
         )

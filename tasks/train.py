@@ -32,9 +32,13 @@ class TrainedModel(BaseModel):
     history: dict[str, list[float]]
 
 
+def available_cores() -> int:
+    return os.cpu_count() or 1
+
+
 def threads_per_training(concurrent: int) -> int:
     """Cores each concurrent training may use, so together they do not oversubscribe the machine."""
-    return max(1, (os.cpu_count() or 1) // max(1, concurrent))
+    return max(1, available_cores() // max(1, concurrent))
 
 
 def limit_threads(threads: int) -> None:
