@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
+from flows.servers import prefect_api
 from tasks.config import ARCHITECTURES, PROFILES, ScoringConfig, describe_validation_error, load_config
 from tasks.errors import ReviewflowError, one_line
 
@@ -96,37 +95,6 @@ def run_score(args: argparse.Namespace) -> int:
     for row in quarantined:
         print(f"reviewflow: quarantined {row['file']}: {row['reason']}", file=sys.stderr)
     return 1 if quarantined else 0
-
-
-@contextmanager
-def prefect_api() -> Iterator[None]:
-    """The configured Prefect API, or one temporary local server for the whole command.
-
-    Prefect's own fallback starts a temporary server per process, so task runs in the
-    process pool would land in servers of their own; one shared server keeps them together.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    server = SubprocessASGIServer()
-    server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by task worker processes
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        del os.environ["PREFECT_API_URL"]
-        # Deliver pending logs and events while the server still listens; otherwise the
-        # workers retry against a stopped server for a minute at exit.
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-
-        APILogWorker.drain_all(timeout=10)
-        EventsWorker.drain_all(timeout=10)
-        server.stop()
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,7 +1,8 @@
-"""Start and stop the local MLflow tracking server (used by `reviewflow up` and the tests)."""
+"""Start and stop local servers: the MLflow tracking server, and Prefect's temporary API server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tasks.errors import ReviewflowError
@@ -92,4 +94,69 @@ def start_mlflow_server(store_dir: Path, host: str, port: int) -> ManagedServer:
     server = ManagedServer("MLflow server", command, f"http://{host}:{port}", "/health", store_dir / "server.log",
                            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     server.wait_healthy()
+    return server
+
+
+
+# The first start in a new PREFECT_HOME creates and migrates its database: on a busy 2-core
+# machine that outlasts Prefect's own 20 s wait, so wait on the clock and on the process instead.
+TEMPORARY_PREFECT_STARTUP_S = 600
+
+
+@contextlib.contextmanager
+def prefect_api(timeout: float = TEMPORARY_PREFECT_STARTUP_S) -> Iterator[None]:
+    """The configured Prefect API, or one temporary local server for the whole command.
+
+    Prefect's own fallback starts a temporary server per process, so task runs in the
+    process pool would land in servers of their own; one shared server keeps them together.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = start_temporary_prefect_server(timeout)
+    api_url = f"{server.url}/api"
+    os.environ["PREFECT_API_URL"] = api_url  # inherited by task worker processes
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            # Threads that did not copy this context (the process pool's message forwarder)
+            # read the global settings, and without an API there they would start a second
+            # temporary server: prefect_test_harness sets the global settings for the same reason.
+            with _temporary_global_settings_context(get_settings_context()):
+                yield
+    finally:
+        del os.environ["PREFECT_API_URL"]
+        # Deliver pending logs and events while the server still listens; otherwise the
+        # workers retry against a stopped server for a minute at exit.
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
+        server.stop()
+
+
+def start_temporary_prefect_server(timeout: float) -> ManagedServer:
+    """Prefect's temporary API server (no UI) on 127.0.0.1, answering its health check.
+
+    The app Prefect itself starts when no PREFECT_API_URL is set, on the same database in
+    PREFECT_HOME, but waited for on the clock, failing early if the process dies.
+    """
+    import prefect
+    from prefect.settings import PREFECT_HOME, get_current_settings
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
+        "--factory", "prefect.server.api.server:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
+    ]
+    env = {
+        **get_current_settings().to_environment_variables(exclude_unset=True),
+        "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+    }
+    log_path = Path(PREFECT_HOME.value()) / "temporary-server.log"
+    server = ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env)
+    server.wait_healthy(timeout=timeout)
     return server

@@ -58,7 +58,8 @@ def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
     started_ms = int(time.time() * 1000)
     result = run_cli(
         ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", "--set", f"output_dir={workdir / 'runs'}"],
-        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive)},
+        # A new PREFECT_HOME, as on a newcomer's machine: the temporary server's first start migrates its database.
+        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")},
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -20,6 +20,15 @@ def test_cli_prints_the_comparison_table(smoke_training):
     assert all("champion" in row for row in rows[1:])
 
 
+def test_first_run_in_a_new_prefect_home_uses_one_temporary_server_and_prints_no_traceback(smoke_training):
+    result, *_, workdir = smoke_training
+    assert (workdir / "prefect-home" / "prefect.db").is_file()
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    # Prefect's own fallback announces each server it starts; the command starts its one itself.
+    assert "Starting temporary server" not in output
+
+
 def test_one_nested_child_run_per_architecture_with_params_and_metrics(smoke_training):
     _, client, parent, children, _ = smoke_training
     assert parent.info.status == "FINISHED"
