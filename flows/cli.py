@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
 from flows.servers import prefect_api
-from tasks.config import ARCHITECTURES, PROFILES, ScoringConfig, describe_validation_error, load_config
+from models.architectures import ARCHITECTURES
+from tasks.config import PROFILES, ScoringConfig, describe_validation_error, load_config
 from tasks.errors import ReviewflowError, one_line
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from tasks.config import ScoringConfig, TrackingConfig
-from tasks.register import load_models
-from tasks.score import FileOutcome, find_review_files, inbox_inputs, publish_scoring, score_file_task, score_inbox_task
+from tasks.records import FileOutcome
+from tasks.score import find_review_files, inbox_inputs, publish_scoring_task, score_file_task, score_inbox_task
+from tasks.scoring.registered import load_models_task
 
 
 def _flow_run_name() -> str:
@@ -25,8 +26,8 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
     if not paths and not inbox_inputs(scoring.inbox):
         # A scheduled run over an empty inbox has nothing to do, not even load models
         # (which may not exist yet on a fresh stack).
-        return publish_scoring([], {})
-    models = load_models(scoring.architectures, scoring.alias, TrackingConfig())
+        return publish_scoring_task([], {})
+    models = load_models_task(scoring.architectures, scoring.alias, TrackingConfig())
     if paths:
         outcomes: list[FileOutcome] = [
             score_file_task(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size)
@@ -36,4 +37,4 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
         outcomes = score_inbox_task(
             scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size
         )
-    return publish_scoring(outcomes, models.versions)
+    return publish_scoring_task(outcomes, models.versions)

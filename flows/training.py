@@ -9,14 +9,21 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
 from tasks.config import Config, Profile
 from tasks.errors import ReviewflowError
-from tasks.evaluate import Evaluation, evaluate_model
-from tasks.ingest import ingest_reviews
-from tasks.prepare import PreparedData, prepare_sequences
-from tasks.register import register_model
-from tasks.report import close_training_run, open_training_run, publish_comparison, record_data, record_vocabulary
+from tasks.evaluate import evaluate_task
+from tasks.ingest import ingest_task
+from tasks.prepare import prepare_task
+from tasks.records import Evaluation, PreparedData
+from tasks.register import register_task
+from tasks.report import (
+    close_training_run_task,
+    open_training_run_task,
+    publish_comparison_task,
+    record_data_task,
+    record_vocabulary_task,
+)
 from tasks.tracking import Tracking
-from tasks.train import available_cores, threads_per_training, train_architecture
-from tasks.validate import validate_reviews
+from tasks.train import available_cores, threads_per_training, train_task
+from tasks.validate import validate_task
 
 
 def _flow_run_name() -> str:
@@ -34,26 +41,26 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
     config = resolve_config(config, profile)
     run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     run_dir = config.output_dir / run_name
-    tracking = open_training_run(config, run_name)
+    tracking = open_training_run_task(config, run_name)
     try:
-        table = ingest_reviews(config.data)
+        table = ingest_task(config.data)
         try:
-            validate_reviews(table.path, config.validation, run_dir / "validation")
+            validate_task(table.path, config.validation, run_dir / "validation")
         finally:
-            record_data(tracking, table, run_dir / "validation")
+            record_data_task(tracking, table, run_dir / "validation")
         seq_lens = [config.train.seq_len[a] for a in config.train.architectures]
-        prepared = prepare_sequences(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
-        record_vocabulary(tracking, prepared)
+        prepared = prepare_task(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
+        record_vocabulary_task(tracking, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
         evaluations = train_models.with_options(task_runner=task_runner(config, workers))(
             config, prepared, tracking, threads_per_training(workers)
         )
-        registrations = [register_model(e, tracking) for e in evaluations]
-        rows = publish_comparison(evaluations, registrations, tracking)
+        registrations = [register_task(e, tracking) for e in evaluations]
+        rows = publish_comparison_task(evaluations, registrations, tracking)
     except BaseException:
-        close_training_run(tracking, succeeded=False)
+        close_training_run_task(tracking, succeeded=False)
         raise
-    close_training_run(tracking, succeeded=True)
+    close_training_run_task(tracking, succeeded=True)
     return rows
 
 
@@ -63,8 +70,8 @@ def train_models(config: Config, prepared: PreparedData, tracking: Tracking, thr
     evaluations = []
     for architecture in config.train.architectures:
         seq_len = config.train.seq_len[architecture]
-        trained = train_architecture.submit(architecture, seq_len, prepared, config.train, tracking, threads)
-        evaluations.append(evaluate_model.submit(trained, prepared, tracking, threads))
+        trained = train_task.submit(architecture, seq_len, prepared, config.train, tracking, threads)
+        evaluations.append(evaluate_task.submit(trained, prepared, tracking, threads))
     return [e.result() for e in evaluations]
 
 

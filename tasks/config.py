@@ -15,11 +15,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN
 from tasks.errors import ReviewflowError
 
 OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-ARCHITECTURES = ("rnn", "birnn", "bigru", "bilstm")
-NOTEBOOK_SEQ_LEN = {"rnn": 100, "birnn": 100, "bigru": 100, "bilstm": 2494}
 Profile = Literal["smoke", "default"]
 
 
@@ -32,7 +31,7 @@ def _names(value: Any) -> Any:
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
-Architectures = Annotated[list[Literal["rnn", "birnn", "bigru", "bilstm"]], BeforeValidator(_names)]
+Architectures = Annotated[list[Literal[ARCHITECTURES]], BeforeValidator(_names)]
 
 
 class DataConfig(Section):

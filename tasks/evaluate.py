@@ -1,4 +1,4 @@
-"""Evaluate a trained classifier on the test split: metrics, plots, and the comparison table."""
+"""Evaluate a trained classifier on the test split: metrics and plots on its child run."""
 
 from __future__ import annotations
 
@@ -9,23 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 from sklearn import metrics as skm
 
 from models.sentiment import SentimentClassifier
-from tasks.prepare import PreparedData
+from tasks.records import Evaluation, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
-from tasks.train import TrainedModel, limit_threads
+from tasks.train import limit_threads
 
 log = logging.getLogger("reviewflow")
-
-
-class Evaluation(BaseModel):
-    trained: TrainedModel
-    metrics: dict[str, float]
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -41,7 +34,6 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, task_run_name="evaluate-{trained.architecture}-{trained.seq_len}")
 def evaluate_model(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
     """Score the whole test split and log metrics, curves, confusion matrix and ROC to the child run."""
     limit_threads(threads)
@@ -97,22 +89,6 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
     return figure
 
 
-def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """One row per architecture, the columns the CLI prints and MLflow/Prefect show."""
-    rows = []
-    for evaluation in evaluations:
-        trained = evaluation.trained
-        version, alias = registrations.get(trained.architecture, ("", ""))
-        rows.append(
-            {
-                "architecture": trained.architecture,
-                "seq_len": trained.seq_len,
-                "test_accuracy": round(evaluation.metrics["test_accuracy"], 4),
-                "test_auc": round(evaluation.metrics["test_auc"], 4),
-                "test_f1": round(evaluation.metrics["test_f1"], 4),
-                "train_seconds": round(trained.seconds, 1),
-                "version": version,
-                "alias": alias,
-            }
-        )
-    return pd.DataFrame(rows)
+evaluate_task = task(
+    evaluate_model, name="evaluate", task_run_name="evaluate-{trained.architecture}-{trained.seq_len}", cache_policy=NO_CACHE
+)

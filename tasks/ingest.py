@@ -31,16 +31,15 @@ import pandas as pd
 import pyarrow
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 from tqdm import tqdm
 
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError, one_line
+from tasks.records import ReviewTable
+from tasks.schema import COLUMNS, SPLITS
 
 log = logging.getLogger("reviewflow")
 
-COLUMNS = ["review_id", "split", "text", "label", "rating"]
-SPLITS = ("train", "test")
 # Fixed, so a generated split or subset is the same on every run and every machine.
 SEED = 42
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -54,17 +53,6 @@ DOWNLOAD_TIMEOUT_S = 60
 Row = tuple[str, str, str, int, int | None]
 
 
-class ReviewTable(BaseModel):
-    """Where the ingested table is and what it holds; small enough to pass between tasks."""
-
-    path: Path
-    source: str
-    digest: str
-    rows: int
-    rows_per_split: dict[str, int]
-
-
-@task(name="ingest", cache_policy=NO_CACHE)
 def ingest_reviews(data: DataConfig) -> ReviewTable:
     """Read `data.source` into the cached Parquet table, or its per-split subset when asked."""
     cache_dir = data.cache_dir.resolve()
@@ -83,11 +71,6 @@ def ingest_reviews(data: DataConfig) -> ReviewTable:
     return ReviewTable(
         path=path, source=data.source, digest=digest, rows=sum(rows_per_split.values()), rows_per_split=rows_per_split
     )
-
-
-def load_reviews(table: ReviewTable) -> pd.DataFrame:
-    """The ingested reviews as a DataFrame."""
-    return pd.read_parquet(table.path)
 
 
 # --- where the data is -------------------------------------------------------------------------
@@ -460,7 +443,7 @@ def _to_int(values: pd.Series, words: dict[str, str] | None = None) -> pd.Series
 
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     """Exactly COLUMNS with fixed types, sorted by (split, review_id) so equal inputs give equal tables."""
-    frame = frame[COLUMNS].astype(
+    frame = frame[list(COLUMNS)].astype(
         {"review_id": "str", "split": "str", "text": "str", "label": "Int64", "rating": "Int64"}
     )
     return frame.sort_values(["split", "review_id"], kind="stable", ignore_index=True)
@@ -514,3 +497,6 @@ def _os_error(exc: OSError) -> str:
     """An operating-system error as one line naming the file."""
     where = f" {exc.filename}" if exc.filename else ""
     return f"cannot access{where}: {exc.strerror or one_line(exc)}"
+
+
+ingest_task = task(ingest_reviews, name="ingest", cache_policy=NO_CACHE)

@@ -10,35 +10,16 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
 from models.batching import Sequences
 from models.text import Vocabulary, truncate
 from tasks.config import PrepareConfig
+from tasks.records import PreparedData
 
 log = logging.getLogger("reviewflow")
-SPLITS = ("train", "validation", "test")
 
 
-class PreparedData(BaseModel):
-    """Where the encoded splits live; only paths travel between tasks."""
-
-    folder: Path
-    vocab_size: int
-    keep: str
-    rows: dict[str, int]
-
-    @property
-    def vocabulary_path(self) -> Path:
-        return self.folder / "vocabulary.json"
-
-    def load(self, split: str, seq_len: int) -> tuple[Sequences, np.ndarray]:
-        """Token ids of `split` cut to `seq_len`, and their labels."""
-        return Sequences.load(self.folder / f"{split}-{seq_len}.npz"), np.load(self.folder / f"{split}-labels.npy")
-
-
-@task(name="prepare", cache_policy=NO_CACHE)
 def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[int], seed: int, folder: Path) -> PreparedData:
     """Hold out validation rows from train, fit the vocabulary on the rest, encode all splits.
 
@@ -72,3 +53,6 @@ def split_for_training(reviews: pd.DataFrame, validation_fraction: float, seed: 
         train, test_size=validation_fraction, random_state=seed, stratify=train["label"]
     )
     return {"train": fit_part, "validation": validation, "test": reviews[reviews["split"] == "test"]}
+
+
+prepare_task = task(prepare_sequences, name="prepare", cache_policy=NO_CACHE)

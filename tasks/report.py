@@ -9,11 +9,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from models.architectures import NOTEBOOK_ACCURACY
 from tasks.config import Config, tracking_settings
-from tasks.evaluate import Evaluation, comparison_table
-from tasks.ingest import ReviewTable
-from tasks.prepare import PreparedData
-from tasks.register import Registration
+from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
 from tasks.tracking import (
     Tracking,
     connect,
@@ -29,10 +27,6 @@ from tasks.tracking import (
     start_parent_run,
 )
 
-NOTEBOOK_ACCURACY = {"rnn": 0.7674, "birnn": 0.7822, "bigru": 0.7894, "bilstm": None}
-
-
-@task(name="open-run", cache_policy=NO_CACHE)
 def open_training_run(config: Config, run_name: str) -> Tracking:
     """Reach MLflow and start the flow run's parent run, with the whole config as params."""
     tracking = connect(tracking_settings(config.tracking))
@@ -41,7 +35,6 @@ def open_training_run(config: Config, run_name: str) -> Tracking:
     return tracking.model_copy(update={"parent_run_id": parent})
 
 
-@task(name="record-data", cache_policy=NO_CACHE)
 def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> None:
     """The dataset (with its digest) as the parent run's input, and the GX validation report."""
     name = f"reviews-{table.digest[:12]}"
@@ -50,13 +43,11 @@ def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> Non
         log_artifacts(tracking, tracking.parent_run_id, report_dir, "validation")
 
 
-@task(name="record-vocabulary", cache_policy=NO_CACHE)
 def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
     """The one vocabulary every model of the run was trained with (each model also carries a copy)."""
     log_artifact(tracking, tracking.parent_run_id, prepared.vocabulary_path)
 
 
-@task(name="close-run", cache_policy=NO_CACHE)
 def close_training_run(tracking: Tracking, succeeded: bool) -> None:
     if not succeeded:
         fail_unfinished_children(tracking, tracking.parent_run_id)
@@ -74,7 +65,6 @@ def flatten(values: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-@task(name="publish-comparison", cache_policy=NO_CACHE)
 def publish_comparison(evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking) -> list[dict]:
     """The table of the trained models, logged to the parent run and published in Prefect."""
     table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations})
@@ -114,3 +104,30 @@ def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], trac
         )
     return "\n".join(lines)
 
+
+def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """One row per architecture, the columns the CLI prints and MLflow/Prefect show."""
+    rows = []
+    for evaluation in evaluations:
+        trained = evaluation.trained
+        version, alias = registrations.get(trained.architecture, ("", ""))
+        rows.append(
+            {
+                "architecture": trained.architecture,
+                "seq_len": trained.seq_len,
+                "test_accuracy": round(evaluation.metrics["test_accuracy"], 4),
+                "test_auc": round(evaluation.metrics["test_auc"], 4),
+                "test_f1": round(evaluation.metrics["test_f1"], 4),
+                "train_seconds": round(trained.seconds, 1),
+                "version": version,
+                "alias": alias,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+open_training_run_task = task(open_training_run, name="open-run", cache_policy=NO_CACHE)
+record_data_task = task(record_data, name="record-data", cache_policy=NO_CACHE)
+record_vocabulary_task = task(record_vocabulary, name="record-vocabulary", cache_policy=NO_CACHE)
+close_training_run_task = task(close_training_run, name="close-run", cache_policy=NO_CACHE)
+publish_comparison_task = task(publish_comparison, name="publish-comparison", cache_policy=NO_CACHE)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,18 +36,17 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 from tqdm import tqdm
 
 from tasks.errors import ReviewflowError, one_line
+from tasks.records import FileOutcome
+from tasks.schema import ID_COLUMNS, TEXT
 from tasks.validate import import_gx, raised_error
 
 log = logging.getLogger("reviewflow")
 
 Scorer = Callable[[list[str]], np.ndarray]  # raw review texts -> P(positive) per text, in [0, 1]
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
-TEXT = "text"
-ID_COLUMNS = ("review_id", "id")  # the first one present is the id column
 TXT_ID = "review_id"  # the id column of a .txt folder's output: the file-name stems
 ROW = "row"  # the id column added when the input has none
 STALE_TEMPORARY_S = 24 * 3600  # this old, a temporary file is stale even if its pid runs (on another host)
@@ -55,16 +54,6 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
 _LETTER = re.compile(r"[^\W\d_]")
 _MISSING = object()  # a JSON line without a `text` key
 _GX_LOCK = threading.Lock()  # GX contexts are not documented as thread-safe; a validation takes milliseconds
-
-
-class FileOutcome(BaseModel):
-    input: Path
-    status: Literal["scored", "skipped", "quarantined"]
-    output: Path | None  # the scored file (None when quarantined)
-    rows: int  # rows in the input (0 when quarantined)
-    failed_rows: int  # rows with an `error`
-    reason: str | None  # why skipped/quarantined (one line)
-    seconds: float
 
 
 class _Unreadable(Exception):
@@ -649,7 +638,6 @@ score_file_task = task(score_file, name="score-file", task_run_name="score-{path
 score_inbox_task = task(score_inbox, name="score-inbox", cache_policy=NO_CACHE)
 
 
-@task(name="publish-scoring", cache_policy=NO_CACHE)
 def publish_scoring(outcomes: list[FileOutcome], versions: dict[str, str]) -> list[dict]:
     """The files of a scoring run (scored, skipped, quarantined) as a Prefect table artifact."""
     rows = [
@@ -672,3 +660,6 @@ def publish_scoring(outcomes: list[FileOutcome], versions: dict[str, str]) -> li
         f"with {', '.join(versions.values()) or 'no models (nothing to score)'}",
     )
     return rows
+
+
+publish_scoring_task = task(publish_scoring, name="publish-scoring", cache_policy=NO_CACHE)

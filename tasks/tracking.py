@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import keras
 import mlflow
 import numpy as np
 import pandas as pd
@@ -155,18 +154,6 @@ def fail_unfinished_children(tracking: Tracking, parent_run_id: str) -> None:
     )
     for run in running:
         client.set_terminated(run.info.run_id, "FAILED")
-
-
-class EpochMetrics(keras.callbacks.Callback):
-    """Logs Keras's per-epoch metrics (loss, accuracy, val_loss, val_accuracy) to one run."""
-
-    def __init__(self, tracking: Tracking, run_id: str):
-        super().__init__()
-        self.tracking = tracking
-        self.run_id = run_id
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        log_metrics(self.tracking, self.run_id, logs or {}, step=epoch)
 
 
 def registered_name(tracking: Tracking, architecture: str) -> str:

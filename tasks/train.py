@@ -5,31 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 
 from models.architectures import build_model
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
 from tasks.config import TrainConfig
-from tasks.prepare import PreparedData
-from tasks.tracking import EpochMetrics, Tracking, finish_run, start_child_run
+from tasks.records import PreparedData, TrainedModel
+from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")
-
-
-class TrainedModel(BaseModel):
-    architecture: str
-    seq_len: int
-    run_id: str
-    classifier_dir: Path
-    seconds: float
-    history: dict[str, list[float]]
 
 
 def available_cores() -> int:
@@ -63,7 +52,17 @@ class EpochLog(keras.callbacks.Callback):
         log.info("%s epoch %d/%d %s (%.0f s)", self.name, epoch + 1, self.epochs, shown, time.perf_counter() - self.started)
 
 
-@task(name="train", cache_policy=NO_CACHE, task_run_name="train-{architecture}-{seq_len}")
+class EpochMetrics(keras.callbacks.Callback):
+    """Keras's per-epoch metrics (loss, accuracy, val_loss, val_accuracy) logged to one MLflow run."""
+
+    def __init__(self, tracking: Tracking, run_id: str):
+        super().__init__()
+        self.tracking, self.run_id = tracking, run_id
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        log_metrics(self.tracking, self.run_id, logs or {}, step=epoch)
+
+
 def train_architecture(
     architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, tracking: Tracking, threads: int
 ) -> TrainedModel:
@@ -131,3 +130,6 @@ def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: Trai
     seconds = time.perf_counter() - started
     log.info("%s: trained in %.0f s", name, seconds)
     return model, history, seconds
+
+
+train_task = task(train_architecture, name="train", task_run_name="train-{architecture}-{seq_len}", cache_policy=NO_CACHE)

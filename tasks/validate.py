@@ -22,10 +22,11 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
 
 from tasks.config import ValidationConfig
 from tasks.errors import ReviewflowError
+from tasks.records import ValidationReport
+from tasks.schema import COLUMNS, SPLITS
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reviewflow")
 
-REQUIRED_COLUMNS = ("review_id", "split", "text", "label", "rating")
-SPLITS = ("train", "test")
 POSITIVE_MIN_RATING = 7  # IMDB: positive reviews are rated 7-10, negative ones 1-4
 NEGATIVE_MAX_RATING = 4
 
@@ -43,14 +42,6 @@ _NAME = "reviews"  # the GX datasource, suite, validation definition and checkpo
 _RESULT_FILE = "validation.json"
 
 
-class ValidationReport(BaseModel):
-    success: bool
-    result_path: Path  # the GX validation result as JSON
-    docs_path: Path | None  # index.html of the Data Docs site
-    failures: list[str]  # one short string per failed expectation, e.g. "train: expect_column_values_to_be_unique(review_id)"
-
-
-@task(name="validate", cache_policy=NO_CACHE)
 def validate_reviews(table_path: Path, rules: ValidationConfig, report_dir: Path) -> ValidationReport:
     """Validate the training table with Great Expectations; write the result JSON and Data Docs
     under report_dir; raise ReviewflowError naming every failed expectation if any failed."""
@@ -121,7 +112,7 @@ def build_expectations(rules: ValidationConfig) -> list[Expectation]:
     from great_expectations.expectations.row_conditions import Column
 
     table = {"scope": "table"}
-    expectations: list[Expectation] = [gxe.ExpectColumnToExist(column=c, meta=table) for c in REQUIRED_COLUMNS]
+    expectations: list[Expectation] = [gxe.ExpectColumnToExist(column=c, meta=table) for c in COLUMNS]
     expectations += [
         gxe.ExpectColumnValuesToNotBeNull(column="review_id", meta=table),
         gxe.ExpectColumnValuesToNotBeNull(column="split", meta=table),
@@ -242,3 +233,6 @@ def _quiet_logger(name: str) -> None:
     logger = logging.getLogger(name)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
+
+
+validate_task = task(validate_reviews, name="validate", cache_policy=NO_CACHE)

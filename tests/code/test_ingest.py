@@ -17,7 +17,9 @@ import pytest
 from tasks import ingest
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError
-from tasks.ingest import COLUMNS, ReviewTable, ingest_reviews
+from tasks.ingest import ingest_reviews
+from tasks.records import ReviewTable
+from tasks.schema import COLUMNS
 
 # (split, polarity, id, rating) -> text; two reviews per split and label, in no particular order.
 REVIEWS = {
@@ -104,7 +106,7 @@ def labeled_rows(n_per_label: int = 10, with_split: bool = True) -> pd.DataFrame
 
 def run(source: Path | str, **settings: object) -> ReviewTable:
     """Ingest `source` with the cache below the test's working folder."""
-    return ingest_reviews.fn(DataConfig(source=str(source), **settings))
+    return ingest_reviews(DataConfig(source=str(source), **settings))
 
 
 def read(table: ReviewTable) -> pd.DataFrame:
@@ -127,7 +129,7 @@ def test_archive_gives_the_sorted_table_of_labeled_reviews(workdir: Path) -> Non
     archive = build_archive(workdir / "reviews.tar.gz", review_members())
     table = run(archive)
     frame = read(table)
-    assert list(frame.columns) == COLUMNS
+    assert list(frame.columns) == list(COLUMNS)
     pd.testing.assert_frame_equal(frame, expected_reviews())
     assert table.rows == 8 and table.rows_per_split == {"test": 4, "train": 4}
     assert table.source == str(archive)
@@ -194,8 +196,8 @@ def test_labeled_table_keeps_its_ids_splits_and_ratings(workdir: Path, suffix: s
     given.loc[0, "text"] = "NA"  # a review that happens to read like a null marker stays text
     table = run(write_table(given, workdir / f"reviews{suffix}"))
     frame = read(table)
-    assert list(frame.columns) == COLUMNS
-    expected = given[COLUMNS].sort_values(["split", "review_id"], ignore_index=True)
+    assert list(frame.columns) == list(COLUMNS)
+    expected = given[list(COLUMNS)].sort_values(["split", "review_id"], ignore_index=True)
     pd.testing.assert_frame_equal(frame, expected.astype(frame.dtypes.to_dict()))
     assert table.rows_per_split == {"test": 10, "train": 10}
 
@@ -235,7 +237,7 @@ def test_table_without_review_id_uses_the_row_number(workdir: Path) -> None:
 def test_table_without_text_or_label_still_gives_a_table_with_nulls(workdir: Path, missing: str) -> None:
     given = labeled_rows().drop(columns=missing)
     frame = read(run(write_table(given, workdir / "partial.csv")))
-    assert list(frame.columns) == COLUMNS and len(frame) == len(given)
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(given)
     assert frame[missing].isna().all()
 
 

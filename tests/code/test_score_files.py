@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.errors import ReviewflowError
-from tasks.score import FileOutcome, find_review_files, score_file, score_inbox
+from tasks.records import FileOutcome
+from tasks.score import find_review_files, score_file, score_inbox
 
 VERSIONS = {"rnn": "3", "bigru": "7"}
 

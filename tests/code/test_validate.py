@@ -11,7 +11,8 @@ import pytest
 
 from tasks.config import ValidationConfig
 from tasks.errors import ReviewflowError
-from tasks.validate import ValidationReport, check_reviews, validate_reviews
+from tasks.records import ValidationReport
+from tasks.validate import check_reviews, validate_reviews
 
 RULES = ValidationConfig(min_rows_per_split=100)
 ROWS_PER_SPLIT = 200
@@ -210,7 +211,7 @@ def test_the_task_raises_one_line_naming_every_failed_expectation(good: pd.DataF
     report_dir = tmp_path / "report"
 
     with pytest.raises(ReviewflowError) as caught:
-        validate_reviews.fn(table, RULES, report_dir)
+        validate_reviews(table, RULES, report_dir)
 
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message
@@ -224,7 +225,7 @@ def test_the_task_raises_one_line_naming_every_failed_expectation(good: pd.DataF
 def test_the_task_returns_the_report_for_a_good_table(good: pd.DataFrame, tmp_path: Path) -> None:
     table = tmp_path / "reviews.parquet"
     good.to_parquet(table)
-    report = validate_reviews.fn(table, RULES, tmp_path / "report")
+    report = validate_reviews(table, RULES, tmp_path / "report")
     assert report.success and report.docs_path is not None and report.docs_path.is_file()
 
 
@@ -234,5 +235,5 @@ def test_the_task_reports_an_unreadable_table_in_one_line(tmp_path: Path, conten
     if content is not None:
         table.write_bytes(content)
     with pytest.raises(ReviewflowError, match="cannot read the table") as caught:
-        validate_reviews.fn(table, RULES, tmp_path / "report")
+        validate_reviews(table, RULES, tmp_path / "report")
     assert "\n" not in str(caught.value)

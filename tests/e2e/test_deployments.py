@@ -23,13 +23,13 @@ from prefect.client.schemas.filters import (
     LogFilterTextSearch,
 )
 
+from models.architectures import ARCHITECTURES
 from flows.servers import free_port
 from flows.stack import up
 from tasks.config import Config
 from tasks.errors import ReviewflowError
 
 pytestmark = pytest.mark.e2e
-ARCHITECTURES = ["rnn", "birnn", "bigru", "bilstm"]
 CHILD_RUNS = ["rnn-100", "birnn-100", "bigru-100", "bilstm-2494"]
 REVIEWS = pd.DataFrame({
     "review_id": ["r1", "r2", "r3", "r4"],

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.architectures import ARCHITECTURES
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
-ARCHITECTURES = ["rnn", "birnn", "bigru", "bilstm"]
 
 
 @pytest.fixture(scope="module")

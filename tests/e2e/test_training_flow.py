@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
+from models.architectures import ARCHITECTURES
 from models.sentiment import SentimentClassifier
 pytestmark = pytest.mark.e2e
-ARCHITECTURES = ["rnn", "birnn", "bigru", "bilstm"]
 TEXTS = ["A moving, beautifully acted film. I loved it.", "Boring, predictable and far too long.", "ok"]
 
 

@@ -1,0 +1,1 @@
+"""Batch scoring of review files with registered models."""
