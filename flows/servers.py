@@ -63,17 +63,18 @@ class ManagedServer:
 
     def stop(self, grace: float = 10) -> None:
         if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            signal_group(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
         # The server's own children (workers, job runners) share its group: end any left.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Send `sig` to the process group led by `pid`, if it is still there."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

@@ -21,12 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flows.deployments import SCORE, TRAIN
-from flows.servers import ManagedServer, _signal_group, check_port_free, start_mlflow_server
+from flows.servers import ManagedServer, check_port_free, signal_group, start_mlflow_server
 from tasks.config import Config, tracking_settings
 from tasks.errors import ReviewflowError
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
-QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect_port: int = 4200) -> int:
@@ -103,7 +102,6 @@ def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
     home.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
     env = {
-        **QUIET,
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         # The UI asks the API at PREFECT_UI_API_URL, which otherwise comes from PREFECT_API_URL
@@ -136,7 +134,7 @@ class ServedDeployments(ManagedServer):
                 os.kill(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(grace)
-        _signal_group(self.process.pid, signal.SIGTERM)
+        signal_group(self.process.pid, signal.SIGTERM)
         time.sleep(0.5)
         super().stop()
 
@@ -145,7 +143,7 @@ def serve_in_child(
     config: Config, api_url: str, tracking_uri: str, log_path: Path, env: dict[str, str] | None = None
 ) -> ServedDeployments:
     """`python -m flows.deployments CONFIG_JSON` against the given servers, in this folder."""
-    env = {**QUIET, **(env or {}), "PREFECT_API_URL": api_url, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1"}
+    env = {**(env or {}), "PREFECT_API_URL": api_url, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "flows.deployments", json.dumps(config.model_dump(mode="json"))]
     return ServedDeployments("the deployment server", command, api_url, "/health", log_path, env=env)
 

@@ -72,7 +72,6 @@ def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
 
 # --- A Prefect server with the served deployments (tests/e2e/test_deployments.py, test_browser.py) ---
 
-QUIET_SERVERS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
 SMOKE_TRAINING_TIMEOUT_S = 1800  # a smoke training takes 2-4 minutes on 2 idle cores; much longer on busy ones
 
 

@@ -1,0 +1,91 @@
+"""Pure functions of evaluation, preparation, reporting and the CLI's table, on tiny inputs."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.cli import format_table
+from tasks.evaluate import classification_metrics
+from tasks.prepare import split_for_training
+from tasks.records import Evaluation, TrainedModel
+from tasks.report import comparison_markdown, comparison_table, flatten
+from tasks.tracking import Tracking
+
+
+def test_classification_metrics_at_the_half_threshold():
+    labels = np.array([1, 1, 0, 0])
+    probabilities = np.array([0.9, 0.4, 0.6, 0.1])  # one false negative, one false positive
+    metrics = classification_metrics(labels, probabilities)
+    assert metrics["test_accuracy"] == pytest.approx(0.5)
+    assert metrics["test_precision"] == pytest.approx(0.5)
+    assert metrics["test_recall"] == pytest.approx(0.5)
+    assert metrics["test_f1"] == pytest.approx(0.5)
+    assert metrics["test_auc"] == pytest.approx(0.75)  # 3 of the 4 positive/negative pairs ranked right
+    expected_loss = -np.mean(np.log([0.9, 0.4, 0.4, 0.9]))
+    assert metrics["test_loss"] == pytest.approx(expected_loss)
+
+
+def test_classification_metrics_survive_certain_and_one_sided_predictions():
+    metrics = classification_metrics(np.array([1, 0]), np.array([1.0, 1.0]))
+    assert metrics["test_accuracy"] == 0.5 and np.isfinite(metrics["test_loss"])
+    assert classification_metrics(np.array([1, 0]), np.array([0.0, 0.0]))["test_precision"] == 0.0
+
+
+def test_flatten_dots_nested_settings_but_keeps_seq_len_whole():
+    flat = flatten({"profile": "smoke", "train": {"epochs": 1, "seq_len": {"rnn": 100}}, "data": {"cache": {"dir": "x"}}})
+    assert flat == {"profile": "smoke", "train.epochs": 1, "train.seq_len": {"rnn": 100}, "data.cache.dir": "x"}
+
+
+def test_split_for_training_carves_a_stratified_validation_split_from_train_only():
+    reviews = pd.DataFrame(
+        {
+            "text": [f"review {i}" for i in range(60)],
+            "label": [i % 2 for i in range(60)],
+            "split": ["train"] * 40 + ["test"] * 20,
+        }
+    )
+    splits = split_for_training(reviews, validation_fraction=0.25, seed=7)
+    assert {name: len(frame) for name, frame in splits.items()} == {"train": 30, "validation": 10, "test": 20}
+    assert splits["validation"]["label"].sum() == 5  # stratified: half positive
+    assert set(splits["validation"].index).isdisjoint(splits["train"].index)
+    assert (splits["test"]["split"] == "test").all()
+    again = split_for_training(reviews, validation_fraction=0.25, seed=7)
+    assert list(again["validation"].index) == list(splits["validation"].index)  # the seed fixes it
+
+
+def _evaluation(architecture: str, seq_len: int, accuracy: float) -> Evaluation:
+    trained = TrainedModel(
+        architecture=architecture, seq_len=seq_len, run_id=f"{architecture}0123456789", classifier_dir=Path("m"),
+        seconds=12.34, history={},
+    )  # fmt: skip
+    return Evaluation(trained=trained, metrics={"test_accuracy": accuracy, "test_auc": 0.9, "test_f1": 0.8})
+
+
+def test_comparison_table_and_markdown_name_each_model_with_its_registration_and_run():
+    evaluations = [_evaluation("rnn", 100, 0.81234), _evaluation("bilstm", 2494, 0.9)]
+    table = comparison_table(evaluations, {"rnn": ("3", "champion")})
+    assert table.to_dict(orient="records")[0] == {
+        "architecture": "rnn", "seq_len": 100, "test_accuracy": 0.8123, "test_auc": 0.9, "test_f1": 0.8,
+        "train_seconds": 12.3, "version": "3", "alias": "champion",
+    }  # fmt: skip
+    assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
+
+    server = Tracking(tracking_uri="http://127.0.0.1:5000", experiment_id="7", registered_model_prefix="reviewflow-")
+    markdown = comparison_markdown(table, evaluations, server).splitlines()
+    assert markdown[2].startswith("| rnn-100 | 0.8123 | 0.7674 |")  # with the notebook's figure
+    assert "[rnn01234](http://127.0.0.1:5000/#/experiments/7/runs/rnn0123456789)" in markdown[2]
+    assert "| bilstm-2494 | 0.9000 | none |" in markdown[3]  # the notebook never finished it
+    embedded = Tracking(tracking_uri="sqlite:///x.db", experiment_id="7", registered_model_prefix="reviewflow-")
+    assert comparison_markdown(table, evaluations, embedded).splitlines()[2].endswith("| rnn01234 |")  # no UI to link
+
+
+def test_format_table_aligns_text_left_and_numbers_right():
+    rows = [{"model": "rnn", "accuracy": 0.81234, "seconds": 38}, {"model": "bilstm", "accuracy": 0.9, "seconds": 301}]
+    assert format_table(rows).splitlines() == [
+        "model   accuracy  seconds",
+        "------  --------  -------",
+        "rnn       0.8123       38",
+        "bilstm    0.9000      301",
+    ]
