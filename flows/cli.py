@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from pydantic import ValidationError
@@ -71,6 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.overrides)
     from flows.training import train
 
+    _expected_errors_in_one_line()
     with prefect_api():
         rows = train(config=config)
     print(format_table(rows))
@@ -87,6 +89,7 @@ def run_score(args: argparse.Namespace) -> int:
         raise ReviewflowError(describe_validation_error(exc).replace("architectures", "--models")) from None
     from flows.scoring import score
 
+    _expected_errors_in_one_line()
     with prefect_api():
         rows = score(scoring=scoring, paths=args.paths)
     if rows:
@@ -95,6 +98,34 @@ def run_score(args: argparse.Namespace) -> int:
     for row in quarantined:
         print(f"reviewflow: quarantined {row['file']}: {row['reason']}", file=sys.stderr)
     return 1 if quarantined else 0
+
+
+class _OneLineForExpectedErrors(logging.Formatter):
+    """Formats as `inner` does, but without the traceback of a ReviewflowError (bad input, unreachable server)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not (record.exc_info and isinstance(record.exc_info[1], ReviewflowError)):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _expected_errors_in_one_line() -> None:
+    """Prefect's terminal log tells an expected failure in one line; its API log (the UI) keeps the traceback."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    for handler in {h for logger in loggers for h in logger.handlers if isinstance(h, PrefectConsoleHandler)}:
+        if not isinstance(handler.formatter, _OneLineForExpectedErrors):
+            handler.setFormatter(_OneLineForExpectedErrors(handler.formatter or logging.Formatter()))
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,4 +1,9 @@
-"""The error users see: one line saying what is wrong and where."""
+"""The error users see: one line saying what is wrong and where, and never a secret."""
+
+import re
+
+# user:password@ (or token@) in a URL: what must not reach logs, MLflow or Prefect artifacts.
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class ReviewflowError(Exception):
@@ -11,3 +16,8 @@ def one_line(detail: object, limit: int = 500) -> str:
     if isinstance(detail, BaseException):
         text = f"{type(detail).__name__}: {text}" if text else type(detail).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redacted(text: str) -> str:
+    """`text` with the credentials of any URL in it replaced: `https://user:token@host` -> `https://***@host`."""
+    return _CREDENTIALS.sub("***@", text)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 from tasks.config import TrackingConfig
-from tasks.errors import ReviewflowError, one_line
+from tasks.errors import ReviewflowError, one_line, redacted
 
 log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -50,6 +53,8 @@ def connect(settings: TrackingConfig) -> Tracking:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith(("http://", "https://")):
+        check_server_answers(uri)
     tracking = Tracking(tracking_uri=uri, experiment_id="", registered_model_prefix=settings.registered_model_prefix)
     client = tracking.client()
     try:
@@ -60,10 +65,32 @@ def connect(settings: TrackingConfig) -> Tracking:
         else:
             experiment_id = experiment.experiment_id
     except MlflowException as exc:
-        raise ReviewflowError(f"MLflow tracking at {uri} failed: {one_line(exc)}") from None
+        raise ReviewflowError(redacted(f"MLflow tracking at {uri} failed: {one_line(exc)}")) from None
     except OSError as exc:
-        raise ReviewflowError(f"MLflow tracking at {uri} is unreachable: {one_line(exc)}") from None
+        raise ReviewflowError(redacted(f"MLflow tracking at {uri} is unreachable: {one_line(exc)}")) from None
     return tracking.model_copy(update={"experiment_id": experiment_id})
+
+
+def check_server_answers(uri: str, attempts: int = 3, timeout: float = 5) -> None:
+    """Fail in seconds, with one line naming the address, when the tracking server does not answer.
+
+    MLflow's own client retries an unreachable server with backoff for minutes; a server
+    that is down when a run starts should stop it before any data is prepared.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    # The health check needs no credentials, and urllib would read user:token@ as part of the host.
+    health = parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/") + "/health").geturl()
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(health, timeout=timeout):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers: MLflow's own calls will report what is wrong
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if attempt + 1 < attempts:
+                time.sleep(1 + attempt)
+    raise ReviewflowError(redacted(f"the MLflow tracking server at {uri} does not answer ({one_line(reason, 120)})"))
 
 
 def _artifact_location(uri: str, artifact_location: str | None) -> str | None:
@@ -90,7 +117,7 @@ def start_child_run(tracking: Tracking, architecture: str, seq_len: int, params:
 
 
 def _param_value(value: Any) -> str:
-    return str(value)[:6000]
+    return redacted(str(value))[:6000]
 
 
 def _git_tags() -> dict[str, str]:
@@ -106,7 +133,7 @@ def _git_tags() -> dict[str, str]:
 def log_dataset(tracking: Tracking, run_id: str, table_path: Path, source: str, digest: str, name: str) -> None:
     """Record the training table as the run's MLflow dataset input, with the source's digest."""
     reviews = pd.read_parquet(table_path, columns=["review_id", "split", "label", "rating"])
-    dataset = mlflow.data.from_pandas(reviews, source=source, targets="label", name=name, digest=digest[:36])
+    dataset = mlflow.data.from_pandas(reviews, source=redacted(source), targets="label", name=name, digest=digest[:36])
     tracking.client()
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(dataset, context="training")
@@ -138,7 +165,7 @@ def log_figure(tracking: Tracking, run_id: str, figure: Any, artifact_file: str)
 
 
 def set_tags(tracking: Tracking, run_id: str, tags: dict[str, str]) -> None:
-    tracking.client().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    tracking.client().log_batch(run_id, tags=[RunTag(k, redacted(v)) for k, v in tags.items()])
 
 
 def finish_run(tracking: Tracking, run_id: str, succeeded: bool) -> None:
@@ -217,7 +244,7 @@ def run_url(tracking: Tracking, run_id: str) -> str | None:
     """The run's page in the MLflow UI, when the tracking URI is a server."""
     if not tracking.tracking_uri.startswith(("http://", "https://")):
         return None
-    base = tracking.tracking_uri.rstrip("/")
+    base = redacted(tracking.tracking_uri).rstrip("/")
     return f"{base}/#/experiments/{tracking.experiment_id}/runs/{run_id}"
 
 
@@ -236,7 +263,7 @@ def load_registered_models(
             version = str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException:
             raise ReviewflowError(
-                f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias"
+                redacted(f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias")
             ) from None
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         scorers[architecture] = _scorer(model)

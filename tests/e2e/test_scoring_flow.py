@@ -121,4 +121,5 @@ def test_an_alias_nobody_holds_gives_one_line(smoke_training, mlflow_server, tmp
     )
     assert result.returncode == 2
     assert "no version of reviewflow-rnn has the alias 'nobody'" in result.stderr
+    assert "Traceback" not in result.stderr  # a missing model is bad input, not a bug
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -31,6 +31,7 @@ def _one_line_error(result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("reviewflow: error:")]
     assert result.returncode == 2, result.stderr[-3000:]
     assert len(lines) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]  # the Prefect UI keeps the details
     return lines[0]
 
 
@@ -60,6 +61,17 @@ def test_invalid_data_stops_the_flow_with_one_line_and_a_failed_run(workdir, sha
 def test_bad_input_gives_one_line(workdir, args, message):
     line = _one_line_error(run_cli(["train", "--profile", "smoke", *args], cwd=workdir))
     assert message in line
+
+
+def test_unreachable_tracking_server_stops_the_run_before_any_data_is_read(workdir):
+    from flows.servers import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_cli(["train", "--profile", "smoke"], env={"MLFLOW_TRACKING_URI": f"http://reader:s3cret@{address}"}, cwd=workdir)
+    line = _one_line_error(result)
+    assert f"the MLflow tracking server at http://***@{address} does not answer" in line
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "Task run 'ingest" not in result.stderr and not (workdir / "data" / "cache").exists()
 
 
 def test_bad_flag_is_refused_by_the_parser(workdir):

@@ -1,0 +1,34 @@
+"""One-line errors and redaction of secrets."""
+
+import pytest
+
+from flows.servers import free_port
+from tasks.errors import ReviewflowError, one_line, redacted
+from tasks.tracking import check_server_answers
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("https://user:token@example.org/data.tar.gz", "https://***@example.org/data.tar.gz"),
+        ("http://token@127.0.0.1:5000", "http://***@127.0.0.1:5000"),
+        ("from s3://key:secret@bucket/x and https://a:b@c/d", "from s3://***@bucket/x and https://***@c/d"),
+        ("https://example.org/a@b", "https://example.org/a@b"),  # an @ in the path is no credential
+        ("/data/reviews@2024.csv and mail@example.org", "/data/reviews@2024.csv and mail@example.org"),
+    ],
+)
+def test_redacted_hides_credentials_in_urls_only(text, expected):
+    assert redacted(text) == expected
+
+
+def test_one_line_folds_whitespace_names_the_exception_and_cuts():
+    assert one_line(ValueError("bad\n  value")) == "ValueError: bad value"
+    assert one_line("x" * 20, limit=10) == "x" * 9 + "…"
+
+
+def test_a_closed_tracking_port_fails_at_once_with_the_address_and_no_password():
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ReviewflowError) as raised:
+        check_server_answers(f"http://me:pw@{address}", attempts=1)
+    assert str(raised.value).startswith(f"the MLflow tracking server at http://***@{address} does not answer")
+    assert "pw" not in str(raised.value)
