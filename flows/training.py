@@ -83,7 +83,9 @@ def task_runner(config: Config, workers: int) -> TaskRunner:
 
     if config.train.dask_address:
         return DaskTaskRunner(address=config.train.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+    # Loopback only: Dask's scheduler and dashboard have no authentication.
+    cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+    return DaskTaskRunner(cluster_kwargs=cluster)
 
 
 def resolve_config(config: Config | None, profile: Profile | None) -> Config:
