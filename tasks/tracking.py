@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
@@ -133,10 +134,14 @@ def _git_tags() -> dict[str, str]:
 def log_dataset(tracking: Tracking, run_id: str, table_path: Path, source: str, digest: str, name: str) -> None:
     """Record the training table as the run's MLflow dataset input, with the source's digest."""
     reviews = pd.read_parquet(table_path, columns=["review_id", "split", "label", "rating"])
-    dataset = mlflow.data.from_pandas(reviews, source=redacted(source), targets="label", name=name, digest=digest[:36])
-    tracking.client()
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():
+        # Schema hints about integer columns and ambiguous local sources: noise for a record of what was read.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(reviews, source=redacted(source), targets="label", name=name, digest=digest[:36])
+    # By id, not `with mlflow.start_run(...)`: leaving that block would mark the parent FINISHED
+    # while its models still train, and it would stay so if the flow were killed.
+    context = InputTag(key="mlflow.data.context", value="training")
+    tracking.client().log_inputs(run_id, datasets=[DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[context])])
 
 
 def log_metrics(tracking: Tracking, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
