@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     _config_options(up_cmd)
     up_cmd.set_defaults(run=run_up)
     args = parser.parse_args(argv)
+    # SIGTERM (a scheduler, `kill`) interrupts like Ctrl-C, so a training records how it ended.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
     except ReviewflowError as exc:
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: the log above has the traceback
         print(f"reviewflow: error: {one_line(exc, 300)} (see the log above)", file=sys.stderr)
         return 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:

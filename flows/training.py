@@ -15,6 +15,7 @@ from tasks.prepare import prepare_task
 from tasks.records import Evaluation, PreparedData
 from tasks.register import register_task
 from tasks.report import (
+    close_training_run,
     close_training_run_task,
     open_training_run_task,
     publish_comparison_task,
@@ -57,10 +58,11 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         )
         registrations = [register_task(e, tracking) for e in evaluations]
         rows = publish_comparison_task(evaluations, registrations, tracking)
-    except BaseException:
-        close_training_run_task(tracking, succeeded=False)
+    except BaseException as exc:
+        # Directly, not as a task: when the run is being interrupted, no new task run may start.
+        close_training_run(tracking, "FAILED" if isinstance(exc, Exception) else "KILLED")
         raise
-    close_training_run_task(tracking, succeeded=True)
+    close_training_run_task(tracking, "FINISHED")
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from prefect import task
@@ -15,7 +16,7 @@ from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
 from tasks.tracking import (
     Tracking,
     connect,
-    fail_unfinished_children,
+    end_unfinished,
     finish_run,
     log_artifact,
     log_artifacts,
@@ -48,10 +49,12 @@ def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
     log_artifact(tracking, tracking.parent_run_id, prepared.vocabulary_path)
 
 
-def close_training_run(tracking: Tracking, succeeded: bool) -> None:
-    if not succeeded:
-        fail_unfinished_children(tracking, tracking.parent_run_id)
-    finish_run(tracking, tracking.parent_run_id, succeeded)
+def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED", "KILLED"]) -> None:
+    """End the parent run; after a failure (FAILED) or an interruption (KILLED) also its unfinished children."""
+    if status == "FINISHED":
+        finish_run(tracking, tracking.parent_run_id, succeeded=True)
+    else:
+        end_unfinished(tracking, tracking.parent_run_id, status)
 
 
 def flatten(values: dict, prefix: str = "") -> dict[str, object]:

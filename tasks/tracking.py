@@ -15,7 +15,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mlflow
 import numpy as np
@@ -177,15 +177,16 @@ def finish_run(tracking: Tracking, run_id: str, succeeded: bool) -> None:
     tracking.client().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
 
 
-def fail_unfinished_children(tracking: Tracking, parent_run_id: str) -> None:
-    """Child runs an interrupted training left RUNNING are marked FAILED with their parent."""
+def end_unfinished(tracking: Tracking, parent_run_id: str, status: Literal["FAILED", "KILLED"]) -> None:
+    """A failed or interrupted training: its child runs still RUNNING, then the parent, end with `status`."""
     client = tracking.client()
     running = client.search_runs(
         [tracking.experiment_id],
         f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
     )
     for run in running:
-        client.set_terminated(run.info.run_id, "FAILED")
+        client.set_terminated(run.info.run_id, status)
+    client.set_terminated(parent_run_id, status)
 
 
 def registered_name(tracking: Tracking, architecture: str) -> str:

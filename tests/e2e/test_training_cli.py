@@ -1,5 +1,7 @@
 """`reviewflow train` on the embedded defaults (SQLite MLflow, in-process Prefect), and its errors."""
 
+import os
+
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -114,3 +116,44 @@ def test_task_runner_follows_the_config():
     assert local.cluster_kwargs["host"] == "127.0.0.1"  # no unauthenticated scheduler on other interfaces
     remote = task_runner(load_config("smoke", ["train.task_runner=dask", "train.dask_address=tcp://127.0.0.1:8786"]), 2)
     assert remote.address == "tcp://127.0.0.1:8786"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "Task run 'open-run",  # the parent run exists, no data read yet
+        "rnn-100: training on",  # mid-training
+        "Task run 'evaluate-rnn-100",  # one model finished, the other still training
+    ],
+)
+def test_sigterm_at_any_moment_leaves_no_run_running_or_finished(workdir, imdb_archive, shared_cache, moment):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
+               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]  # fmt: skip
+    log = workdir / "train.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})  # fmt: skip
+    deadline = time.monotonic() + 900
+    while moment not in log.read_text(errors="replace"):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=600) == 130, log.read_text(errors="replace")[-3000:]
+    assert "reviewflow: interrupted" in log.read_text(errors="replace")
+
+    uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "KILLED"
+    for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        # A child is FINISHED only when its model was evaluated: its test metrics say so.
+        finished = child.info.status == "FINISHED" and "test_accuracy" in child.data.metrics
+        assert finished or child.info.status == "KILLED", (child.info.run_name, child.info.status)
