@@ -23,7 +23,8 @@ import pytest
 
 from tasks.errors import ReviewflowError
 from tasks.records import FileOutcome
-from tasks.score import find_review_files, score_file, score_inbox
+from tasks.scoring.core import score_file, score_inbox
+from tasks.scoring.discovery import find_review_files
 
 VERSIONS = {"rnn": "3", "bigru": "7"}
 
@@ -121,8 +122,8 @@ def quarantined(outcome: FileOutcome, out: Path) -> str:
     name = outcome.input.name
     assert (out / "quarantine" / f"{name}.reason.txt").read_text(encoding="utf-8") == outcome.reason + "\n"
     assert os.path.lexists(out / "quarantine" / name)
-    stem = glob.escape(outcome.input.stem)
-    assert not list(out.glob(f"{stem}.scored.*")) and not list(out.glob(f"{stem}.manifest.json"))
+    stem = glob.escape(outcome.input.name.split(".")[0])
+    assert not list(out.glob(f"{stem}.scored.*")) and not (out / f"{name}.manifest.json").exists()
     return outcome.reason
 
 
@@ -156,7 +157,7 @@ def test_each_format_round_trips_with_ids_order_scores_and_manifest(workdir: Pat
         assert frame.columns[0] == "row" and list(frame["row"]) == [0, 1, 2, 3]
     check_scores(frame, texts)
     assert recorder.texts == texts
-    manifest = json.loads((workdir / "out" / "reviews.manifest.json").read_text())
+    manifest = json.loads((workdir / "out" / f"{name}.manifest.json").read_text())
     assert manifest["input"] == os.path.abspath(source)
     assert manifest["input_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert manifest["versions"] == VERSIONS and manifest["output"] == output.name
@@ -256,7 +257,7 @@ def test_a_header_only_csv_gives_an_output_without_rows(workdir: Path) -> None:
     outcome = score(source, workdir / "out", recorder)
     assert (outcome.status, outcome.rows, outcome.failed_rows) == ("scored", 0, 0) and recorder.batches == []
     assert outcome.output.read_text().splitlines() == ["review_id,prob_rnn,prob_bigru,prob_ensemble,sentiment,error"]
-    assert json.loads((workdir / "out" / "header.manifest.json").read_text())["rows"] == 0
+    assert json.loads((workdir / "out" / "header.csv.manifest.json").read_text())["rows"] == 0
 
 
 def test_an_empty_parquet_table_gives_an_output_without_rows(workdir: Path) -> None:
@@ -319,7 +320,7 @@ def test_unscorable_rows_keep_their_place_with_a_reason(workdir: Path) -> None:
     failed = frame["error"] != ""
     assert frame.loc[failed, ["prob_rnn", "prob_bigru", "prob_ensemble", "sentiment"]].isna().all().all()
     assert recorder.texts == ["A fine film.", "Ünïcödé wörds ok"]
-    manifest = json.loads((workdir / "out" / "rows.manifest.json").read_text())
+    manifest = json.loads((workdir / "out" / "rows.jsonl.manifest.json").read_text())
     assert (manifest["rows"], manifest["scored"], manifest["failed"]) == (10, 2, 8)
 
 
@@ -401,7 +402,7 @@ def test_names_with_spaces_and_unicode_work(workdir: Path) -> None:
     outcomes = score_inbox(inbox, workdir / "out put", workdir / "archive", Recorder().scorers, VERSIONS, 100)
     assert [o.status for o in outcomes] == ["scored"]
     assert (workdir / "out put" / "critiques été 2024 ✓.scored.csv").is_file()
-    assert (workdir / "out put" / "critiques été 2024 ✓.manifest.json").is_file()
+    assert (workdir / "out put" / "critiques été 2024 ✓.csv.manifest.json").is_file()
     assert (workdir / "archive" / source.name).is_file() and not source.exists()
 
 
@@ -418,7 +419,7 @@ def test_a_second_run_skips_and_a_new_model_version_scores_again(workdir: Path) 
 
     third = score_file(source, workdir / "out", recorder.scorers, {**VERSIONS, "bigru": "8"}, 1000)
     assert third.status == "scored" and len(recorder.batches) == 2
-    assert json.loads((workdir / "out" / "r.manifest.json").read_text())["versions"]["bigru"] == "8"
+    assert json.loads((workdir / "out" / "r.csv.manifest.json").read_text())["versions"]["bigru"] == "8"
 
     source.write_text(source.read_text() + "One more review.\n")
     assert score_file(source, workdir / "out", recorder.scorers, {**VERSIONS, "bigru": "8"}, 1000).rows == 5
@@ -427,7 +428,7 @@ def test_a_second_run_skips_and_a_new_model_version_scores_again(workdir: Path) 
 def test_an_output_without_its_manifest_is_scored_again(workdir: Path) -> None:
     source = write_input(workdir / "r.csv", [{"text": t} for _, t in REVIEWS])
     score(source, workdir / "out")
-    (workdir / "out" / "r.manifest.json").unlink()
+    (workdir / "out" / "r.csv.manifest.json").unlink()
     assert score(source, workdir / "out").status == "scored"
 
 
@@ -528,5 +529,5 @@ def test_two_concurrent_inbox_runs_score_every_file_exactly_once(workdir: Path) 
     texts = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
     assert len(texts) == len(set(texts)) == 6 * 40
     assert sorted(p.name for p in archive.iterdir()) == sorted(names)
-    assert sorted(p.name for p in out.glob("*.manifest.json")) == sorted(n.replace(".csv", ".manifest.json") for n in names)
+    assert sorted(p.name for p in out.glob("*.manifest.json")) == sorted(f"{n}.manifest.json" for n in names)
     assert [p.name for p in inbox.iterdir()] == [".locks"] and no_temporaries(workdir)
