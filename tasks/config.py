@@ -46,6 +46,9 @@ class DataConfig(Section):
     test_fraction: float = Field(
         0.5, gt=0, lt=1, description="share of a table without a split column used for test"
     )
+    max_archive_bytes: int = Field(
+        4 * 2**30, ge=1, description="refuse a tar archive that expands past this (a decompression-bomb guard)"
+    )
 
 
 class ValidationConfig(Section):

@@ -81,11 +81,16 @@ class Utf8Check:
         self.offset += len(block)
 
 
-def decode(raw: bytes, where: str = "") -> str:
-    """UTF-8 text without a leading byte-order mark (offsets in errors count the mark's bytes)."""
-    check = Utf8Check(where)
-    check.feed(raw, final=True)
-    return raw.decode("utf-8").removeprefix("\ufeff")
+def utf8(raw: bytes) -> str:
+    """The bytes as UTF-8 text; the FormatError names the first bad byte and its offset."""
+    Utf8Check().feed(raw, final=True)
+    return raw.decode("utf-8")
+
+
+def decode(raw: bytes) -> str:
+    """A table file's UTF-8 text without the byte-order mark spreadsheet programs put first
+    (offsets in errors count the mark's bytes)."""
+    return utf8(raw).removeprefix("\ufeff")
 
 
 class _Hashing:

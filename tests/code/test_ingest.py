@@ -14,10 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import ingest
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError
-from tasks.ingest import ingest_reviews
+from tasks.ingest import aclimdb, ingest_reviews, splits
 from tasks.records import ReviewTable
 from tasks.schema import COLUMNS
 
@@ -262,7 +261,7 @@ def test_second_call_reads_the_cache_without_parsing(workdir: Path, monkeypatch:
     def must_not_parse(*args: object) -> None:
         raise AssertionError("the archive was parsed again")
 
-    monkeypatch.setattr(ingest, "_read_archive", must_not_parse)
+    monkeypatch.setattr(aclimdb, "read_archive", must_not_parse)
     second = run(archive)
     assert second == first
     assert second.path.stat().st_mtime_ns == stamp
@@ -280,17 +279,17 @@ def test_reviews_per_split_gives_a_balanced_cached_subset(workdir: Path, monkeyp
     full = read(run(source))
     assert set(frame["review_id"]) <= set(full["review_id"])
 
-    monkeypatch.setattr(ingest, "stratified_subset", lambda *a: pytest.fail("the subset was drawn again"))
+    monkeypatch.setattr(splits, "stratified_subset", lambda *a: pytest.fail("the subset was drawn again"))
     assert run(source, reviews_per_split=6) == table
 
 
 def test_subset_takes_what_a_small_label_lacks_from_the_other() -> None:
     rows = [("a", "train", "t", 0, None)] + [(f"b{i}", "train", "t", 1, None) for i in range(9)]
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "Int64", "rating": "Int64"})
-    subset = ingest.stratified_subset(frame, 4)
+    subset = splits.stratified_subset(frame, 4)
     assert subset["label"].tolist().count(0) == 1 and len(subset) == 4
-    assert ingest.stratified_subset(frame, 4).equals(subset)
-    assert len(ingest.stratified_subset(frame, 50)) == 10
+    assert splits.stratified_subset(frame, 4).equals(subset)
+    assert len(splits.stratified_subset(frame, 50)) == 10
 
 
 # --- downloads ---------------------------------------------------------------------------------
