@@ -81,6 +81,10 @@ class Utf8Check:
         self.offset += len(block)
 
 
+def too_large(limit: int) -> str:
+    return f"larger than the limit of {limit:,} bytes"
+
+
 def utf8(raw: bytes) -> str:
     """The bytes as UTF-8 text; the FormatError names the first bad byte and its offset."""
     Utf8Check().feed(raw, final=True)
@@ -123,8 +127,9 @@ class Format:
         # mtime 0 and no name: equal content gives equal bytes, and no temporary name leaks in.
         return gzip.GzipFile(filename="", fileobj=file, mode="wb", mtime=0) if self.compressed else _Unclosed(file)
 
-    def fingerprint(self, path: Path) -> Fingerprint:
-        """sha256 of the stored bytes, in one pass that also decompresses and checks the content is UTF-8."""
+    def fingerprint(self, path: Path, limit: int | None = None) -> Fingerprint:
+        """sha256 of the stored bytes, in one pass that also decompresses and checks the content is UTF-8;
+        content past `limit` bytes stops the pass (a guard against decompression bombs)."""
         digest, size = hashlib.sha256(), 0
         check = Utf8Check() if self.text else None
         with failures(self.label), path.open("rb") as raw:
@@ -132,6 +137,8 @@ class Format:
             content = gzip.GzipFile(fileobj=hashed, mode="rb") if self.compressed else hashed
             while block := content.read(BLOCK):
                 size += len(block)
+                if limit is not None and size > limit:
+                    raise FormatError(too_large(limit))
                 if check:
                     check.feed(block)
             if check:

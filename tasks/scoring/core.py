@@ -29,6 +29,7 @@ from tqdm import tqdm
 from tasks.errors import ReviewflowError, one_line
 from tasks.files import atomic_write, remove_stale_temporaries, write_json
 from tasks.formats import FORMATS, Format, FormatError, Layout, format_of, split_name
+from tasks.formats.base import too_large
 from tasks.records import FileOutcome
 from tasks.scoring.checks import input_problems
 from tasks.scoring.discovery import inputs_in, leaves
@@ -47,6 +48,14 @@ class _Unreadable(Exception):
     """The input cannot be scored at all; the message is the one-line quarantine reason."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a scoring input may hold (None: no limit); see ScoringConfig."""
+
+    max_file_bytes: int | None = None  # a larger input (decompressed) is quarantined
+    max_review_chars: int | None = None  # a longer review keeps its row with an error
+
+
 @dataclass
 class _Input:
     """How to read one input, and where its output and manifest go."""
@@ -60,20 +69,21 @@ class _Input:
 
 def score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
-    quarantine_move: bool = False,
+    quarantine_move: bool = False, limits: Limits = Limits(),
 ) -> FileOutcome:  # fmt: skip
     """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it."""
     path, output_dir = Path(path), Path(output_dir)
     _check_models(scorers, versions, chunk_size)
     try:
-        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move)
+        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits)
     except OSError as exc:  # reading errors quarantine the input; these are the run's (disk full, permissions)
         raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or one_line(exc)}") from None
 
 
 def score_inbox(
-    inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int
-) -> list[FileOutcome]:
+    inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
+    limits: Limits = Limits(),
+) -> list[FileOutcome]:  # fmt: skip
     """Score every file in the inbox exactly once; move each to archive_dir only after its output is complete; unreadable ones are moved to quarantine."""
     inbox, output_dir, archive_dir = Path(inbox), Path(output_dir), Path(archive_dir)
     _check_models(scorers, versions, chunk_size)
@@ -92,7 +102,7 @@ def score_inbox(
                 quarantine(entry, output_dir, reason, move=True)
                 outcomes.append(_outcome(entry, "quarantined", start, reason=reason))
             else:
-                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, quarantine_move=True))
+                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits))
                 if outcomes[-1].status != "quarantined":
                     archive_dir.mkdir(parents=True, exist_ok=True)
                     shutil.move(entry, free_name(archive_dir / entry.name))
@@ -100,15 +110,18 @@ def score_inbox(
 
 
 def _score_file(
-    path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool
-) -> FileOutcome:
+    path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool,
+    limits: Limits,
+) -> FileOutcome:  # fmt: skip
     start, started_at = time.monotonic(), _utc_now()
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     try:
         source = _input(path, output_dir)
         with _reading():
-            fingerprint = source.reader.fingerprint(path)
+            if path.is_file() and limits.max_file_bytes is not None and path.stat().st_size > limits.max_file_bytes:
+                raise FormatError(too_large(limits.max_file_bytes))
+            fingerprint = source.reader.fingerprint(path, limits.max_file_bytes)
         if fingerprint.content_bytes == 0 and isinstance(source.reader, Format):
             raise _Unreadable("empty file")
         sha256 = fingerprint.sha256
@@ -121,7 +134,7 @@ def _score_file(
             layout = source.reader.layout(path, chunk_size)
         if problems := input_problems(layout):
             raise _Unreadable(problems)
-        rows, failed = _write_output(source, layout, scorers, chunk_size)
+        rows, failed = _write_output(source, layout, scorers, chunk_size, limits.max_review_chars)
     except _Unreadable as exc:
         reason = one_line(str(exc))
         quarantine(path, output_dir, reason, move)
@@ -160,7 +173,9 @@ def _reading() -> Iterator[None]:
         raise _Unreadable(f"cannot read {exc.filename or 'the file'}: {exc.strerror or one_line(exc)}") from None
 
 
-def _write_output(source: _Input, layout: Layout, scorers: dict[str, Scorer], chunk_size: int) -> tuple[int, int]:
+def _write_output(
+    source: _Input, layout: Layout, scorers: dict[str, Scorer], chunk_size: int, max_chars: int | None
+) -> tuple[int, int]:
     """Score the input chunk by chunk into a temporary file renamed into place when complete; (rows, failed)."""
     id_name = layout.id_column or ROW
     columns = output_columns(id_name, list(scorers))
@@ -173,7 +188,7 @@ def _write_output(source: _Input, layout: Layout, scorers: dict[str, Scorer], ch
                 ids, texts = next(chunks, (None, None))
             if texts is None:
                 break
-            frame = score_chunk(texts, scorers)
+            frame = score_chunk(texts, scorers, max_chars)
             frame.insert(0, id_name, ids if ids is not None else range(rows, rows + len(texts)))
             writer.write(frame)
             rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())

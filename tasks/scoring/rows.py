@@ -22,9 +22,9 @@ def output_columns(id_name: str, architectures: list[str]) -> list[str]:
     return [id_name, *(f"prob_{arch}" for arch in architectures), "prob_ensemble", "sentiment", "error"]
 
 
-def score_chunk(texts: list[Any], scorers: dict[str, Scorer]) -> pd.DataFrame:
+def score_chunk(texts: list[Any], scorers: dict[str, Scorer], max_chars: int | None = None) -> pd.DataFrame:
     """The probability, sentiment and error columns for one chunk, one row per text in order."""
-    errors = [row_error(text) for text in texts]
+    errors = [row_error(text, max_chars) for text in texts]
     good = [i for i, error in enumerate(errors) if not error]
     probabilities = {}
     for arch, scorer in scorers.items():
@@ -36,7 +36,7 @@ def score_chunk(texts: list[Any], scorers: dict[str, Scorer]) -> pd.DataFrame:
     return pd.DataFrame({**probabilities, "prob_ensemble": ensemble, "sentiment": sentiment, "error": errors})
 
 
-def row_error(text: Any) -> str:
+def row_error(text: Any, max_chars: int | None = None) -> str:
     """Why a row cannot be scored, or "" when it can."""
     if text is MISSING:
         return "no text"
@@ -44,6 +44,8 @@ def row_error(text: Any) -> str:
         return f"not text: {type_name(text)}"
     if not text.strip():
         return "empty text"
+    if max_chars is not None and len(text) > max_chars:
+        return f"too long ({len(text):,} characters, limit {max_chars:,})"
     return "" if _LETTER.search(text) else "no words"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.formats import Fingerprint, FormatError, Layout, Utf8Check
-from tasks.formats.base import BLOCK, Chunk
+from tasks.formats.base import BLOCK, Chunk, too_large
 from tasks.schema import TEXT
 from tasks.scoring.discovery import txt_files
 
@@ -21,8 +21,9 @@ class TextFolder:
 
     label = "text folder"
 
-    def fingerprint(self, folder: Path) -> Fingerprint:
-        """sha256 over the sorted (name, content) pairs; every file must be UTF-8 (the reason names it)."""
+    def fingerprint(self, folder: Path, limit: int | None = None) -> Fingerprint:
+        """sha256 over the sorted (name, content) pairs; every file must be UTF-8 (the reason names it),
+        and all together no larger than `limit` bytes."""
         if not (files := txt_files(folder)):
             raise FormatError("no .txt files in the folder")
         digest, size = hashlib.sha256(), 0
@@ -33,6 +34,8 @@ class TextFolder:
                     file_digest.update(block)
                     check.feed(block)
                     size += len(block)
+                    if limit is not None and size > limit:
+                        raise FormatError(too_large(limit))
             check.feed(b"", final=True)
             digest.update(file.name.encode() + b"\0" + file_digest.digest() + b"\0")
         return Fingerprint(digest.hexdigest(), size)

@@ -27,7 +27,7 @@ import pytest
 from tasks import files
 from tasks.errors import ReviewflowError
 from tasks.records import FileOutcome
-from tasks.scoring.core import score_file, score_inbox
+from tasks.scoring.core import Limits, score_file, score_inbox
 from tasks.scoring.discovery import find_review_files
 
 VERSIONS = {"rnn": "3", "bigru": "7"}
@@ -488,6 +488,33 @@ def test_a_full_disk_while_writing_leaves_no_partial_output(workdir: Path, name:
         score(source, workdir / "out", chunk_size=50)
     assert "\n" not in str(error.value)
     assert os.listdir(workdir / "out") == [] and source.exists()
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+def test_an_input_over_the_size_limit_is_quarantined_and_the_others_go_on(workdir: Path) -> None:
+    inbox, out = workdir / "inbox", workdir / "out"
+    write_input(inbox / "big.csv", [{"text": f"review number {i}"} for i in range(200)])
+    # Small on disk, large once decompressed: the limit counts the content.
+    write_bytes(inbox / "bomb.csv.gz", b"text\n" + b"a" * 100_000 + b"\n")
+    write_input(inbox / "small.csv", [{"text": "a short one"}])
+    limits = Limits(max_file_bytes=2000)
+    outcomes = score_inbox(inbox, out, workdir / "archive", Recorder().scorers, VERSIONS, 100, limits)
+    assert [(o.input.name, o.status) for o in outcomes] == [
+        ("big.csv", "quarantined"), ("bomb.csv.gz", "quarantined"), ("small.csv", "scored"),
+    ]  # fmt: skip
+    assert {quarantined(o, out) for o in outcomes[:2]} == {"larger than the limit of 2,000 bytes"}
+
+
+def test_a_review_over_the_length_limit_keeps_its_row_with_an_error(workdir: Path) -> None:
+    source = write_input(workdir / "r.jsonl", [{"id": 1, "text": "short and fine"}, {"id": 2, "text": "far too long " * 10}])
+    recorder = Recorder()
+    outcome = score(source, workdir / "out", recorder, limits=Limits(max_review_chars=100))
+    frame = read_output(outcome.output)
+    assert (outcome.rows, outcome.failed_rows) == (2, 1) and recorder.texts == ["short and fine"]
+    assert list(frame["error"]) == ["", "too long (130 characters, limit 100)"]
+    assert frame.loc[1, ["prob_rnn", "prob_bigru", "prob_ensemble", "sentiment"]].isna().all()
 
 
 # --- exactly once ----------------------------------------------------------------------------------
