@@ -8,7 +8,9 @@ from prefect import flow
 
 from tasks.config import ScoringConfig, TrackingConfig
 from tasks.records import FileOutcome
-from tasks.score import find_review_files, inbox_inputs, publish_scoring_task, score_file_task, score_inbox_task
+from tasks.scoring.core import score_file_task, score_inbox_task
+from tasks.scoring.discovery import find_review_files, inbox_inputs
+from tasks.scoring.publish import publish_scoring_task
 from tasks.scoring.registered import load_models_task
 
 

@@ -46,6 +46,9 @@ class DataConfig(Section):
     test_fraction: float = Field(
         0.5, gt=0, lt=1, description="share of a table without a split column used for test"
     )
+    max_archive_bytes: int = Field(
+        4 * 2**30, ge=1, description="refuse a tar archive that expands past this (a decompression-bomb guard)"
+    )
 
 
 class ValidationConfig(Section):
@@ -117,6 +120,12 @@ class ScoringConfig(Section):
         default_factory=lambda: list(ARCHITECTURES), min_length=1
     )
     chunk_size: int = Field(2000, ge=1, description="rows read, scored and written at a time")
+    max_file_bytes: int = Field(
+        2 * 2**30, ge=1, description="a larger input (decompressed, for gzip) is quarantined; the others go on"
+    )
+    max_review_chars: int = Field(
+        1_000_000, ge=1, description="a longer review keeps its row with an error and no probabilities"
+    )
     interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
 
 

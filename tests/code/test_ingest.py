@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import gzip
 import http.server
 import io
 import json
@@ -14,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import ingest
+from tasks import files
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError
-from tasks.ingest import ingest_reviews
+from tasks.ingest import aclimdb, ingest_reviews, splits
 from tasks.records import ReviewTable
 from tasks.schema import COLUMNS
 
@@ -181,8 +183,11 @@ def test_review_file_without_rating_has_a_null_rating(workdir: Path) -> None:
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    if path.suffix == ".csv":
+    """The frame in the format its file name names (pandas compresses a `.gz` name)."""
+    if path.name.endswith((".csv", ".csv.gz")):
         frame.to_csv(path, index=False)
+    elif path.suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
     elif path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:
@@ -190,7 +195,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".tsv", ".csv.gz", ".jsonl.gz"])
 def test_labeled_table_keeps_its_ids_splits_and_ratings(workdir: Path, suffix: str) -> None:
     given = labeled_rows()
     given.loc[0, "text"] = "NA"  # a review that happens to read like a null marker stays text
@@ -262,7 +267,7 @@ def test_second_call_reads_the_cache_without_parsing(workdir: Path, monkeypatch:
     def must_not_parse(*args: object) -> None:
         raise AssertionError("the archive was parsed again")
 
-    monkeypatch.setattr(ingest, "_read_archive", must_not_parse)
+    monkeypatch.setattr(aclimdb, "read_archive", must_not_parse)
     second = run(archive)
     assert second == first
     assert second.path.stat().st_mtime_ns == stamp
@@ -280,17 +285,17 @@ def test_reviews_per_split_gives_a_balanced_cached_subset(workdir: Path, monkeyp
     full = read(run(source))
     assert set(frame["review_id"]) <= set(full["review_id"])
 
-    monkeypatch.setattr(ingest, "stratified_subset", lambda *a: pytest.fail("the subset was drawn again"))
+    monkeypatch.setattr(splits, "stratified_subset", lambda *a: pytest.fail("the subset was drawn again"))
     assert run(source, reviews_per_split=6) == table
 
 
 def test_subset_takes_what_a_small_label_lacks_from_the_other() -> None:
     rows = [("a", "train", "t", 0, None)] + [(f"b{i}", "train", "t", 1, None) for i in range(9)]
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"label": "Int64", "rating": "Int64"})
-    subset = ingest.stratified_subset(frame, 4)
+    subset = splits.stratified_subset(frame, 4)
     assert subset["label"].tolist().count(0) == 1 and len(subset) == 4
-    assert ingest.stratified_subset(frame, 4).equals(subset)
-    assert len(ingest.stratified_subset(frame, 50)) == 10
+    assert splits.stratified_subset(frame, 4).equals(subset)
+    assert len(splits.stratified_subset(frame, 50)) == 10
 
 
 # --- downloads ---------------------------------------------------------------------------------
@@ -418,9 +423,27 @@ def non_utf8_member(folder: Path) -> Path:
 
 
 def write(name: str, content: bytes) -> Callable[[Path], Path]:
+    """A builder of a file with this content (gzip-compressed for a `.gz` name)."""
+    def build(folder: Path) -> Path:
+        (folder / name).write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+        return folder / name
+
+    return build
+
+
+def raw(name: str, content: bytes) -> Callable[[Path], Path]:
+    """A builder of a file with exactly these bytes, whatever its name says."""
     def build(folder: Path) -> Path:
         (folder / name).write_bytes(content)
         return folder / name
+
+    return build
+
+
+def truncated_gzip(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        whole = write_table(labeled_rows(n_per_label=50), folder / f"whole-{name}").read_bytes()
+        return raw(name, whole[: len(whole) // 2])(folder)
 
     return build
 
@@ -456,6 +479,16 @@ BROKEN = {
     "jsonl line not an object": (write("list.jsonl", b'{"text": "a", "label": 1}\n[1, 2]\n'), "line 2"),
     "truncated parquet": (truncated_parquet, "not a readable Parquet file"),
     "empty csv": (write("empty.csv", b""), "not a readable CSV file"),
+    "non-utf8 csv.gz": (write("latin1.csv.gz", b"text,label\nok,1\ncaf\xe9,0\n"), "offset 19"),
+    "non-utf8 jsonl.gz": (write("latin1.jsonl.gz", b'{"text": "caf\xe9", "label": 1}\n'), "offset 13"),
+    "bad jsonl.gz line": (write("bad.jsonl.gz", b'{"text": "a", "label": 1}\n\n{"text": "b", "label": 0\n'), "line 3"),
+    "jsonl.gz line not an object": (write("list.jsonl.gz", b'{"text": "a", "label": 1}\n[1, 2]\n'), "line 2"),
+    "truncated csv.gz": (truncated_gzip("cut.csv.gz"), "not a readable gzip stream (EOFError"),
+    "truncated jsonl.gz": (truncated_gzip("cut.jsonl.gz"), "not a readable gzip stream (EOFError"),
+    "csv.gz not gzip at all": (raw("plain.csv.gz", b"text,label\nok,1\n"), "not a readable gzip stream (BadGzipFile"),
+    "empty csv.gz": (raw("empty.csv.gz", b""), "not a readable CSV file"),
+    "gzip of an empty csv": (write("nothing.csv.gz", b""), "not a readable CSV file"),
+    "bad tsv row": (write("shifted.tsv", b"text\tlabel\nok\t1\nbad\t0\textra\n"), "not a readable TSV file"),
 }
 
 
@@ -513,3 +546,33 @@ def test_no_temporary_files_are_left_in_the_cache(workdir: Path) -> None:
     run(build_archive(workdir / "reviews.tar.gz", review_members()), reviews_per_split=2)
     names = sorted(os.listdir(workdir / "data" / "cache"))
     assert len(names) == 2 and all(n.startswith("reviews-") and n.endswith(".parquet") for n in names)
+
+
+def test_an_archive_expanding_past_the_limit_is_refused_while_streaming(workdir: Path) -> None:
+    archive = build_archive(workdir / "reviews.tar.gz", review_members())
+    message = one_line_error(archive, max_archive_bytes=4096)
+    assert message.startswith(f"archive {archive} expands past data.max_archive_bytes (4,096 bytes)")
+    assert "decompression bomb" in message and not list((workdir / "data" / "cache").glob("*.parquet"))
+    assert run(archive, max_archive_bytes=1 << 20).rows == 8
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills up after `room` bytes."""
+
+    room = 200
+
+    def write(self, data: bytes) -> int:
+        if self.tell() + len(data) > self.room:
+            super().write(bytes(data)[: self.room - self.tell()])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def test_a_full_disk_while_writing_the_cache_leaves_no_partial_table(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = build_archive(workdir / "reviews.tar.gz", review_members())
+    monkeypatch.setattr(files, "open", lambda path, mode: io.BufferedWriter(FullDisk(path, mode)), raising=False)
+    message = one_line_error(archive)
+    assert message.startswith(f"cannot access {workdir / 'data' / 'cache'}/reviews-") and "No space left on device" in message
+    assert os.listdir(workdir / "data" / "cache") == []
+    monkeypatch.undo()
+    assert run(archive).rows == 8

@@ -6,8 +6,11 @@ elsewhere): `rnn` scores a text by its length, `bigru` by its share of vowels.
 
 from __future__ import annotations
 
+import errno
 import glob
+import gzip
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -21,9 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tasks import files
 from tasks.errors import ReviewflowError
 from tasks.records import FileOutcome
-from tasks.score import find_review_files, score_file, score_inbox
+from tasks.scoring.core import Limits, score_file, score_inbox
+from tasks.scoring.discovery import find_review_files
 
 VERSIONS = {"rnn": "3", "bigru": "7"}
 
@@ -76,26 +81,33 @@ REVIEWS = [
 
 
 def write_input(path: Path, records: list[dict]) -> Path:
-    """Write records in the format the suffix names."""
+    """Write records in the format the file name names (pandas gzips a `.csv.gz` by its name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(records)
-    if path.suffix == ".csv":
+    if path.name.endswith((".csv", ".csv.gz")):
         frame.to_csv(path, index=False)
     elif path.suffix == ".tsv":
         frame.to_csv(path, sep="\t", index=False)
     elif path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:
-        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
+    return path
+
+
+def write_bytes(path: Path, content: bytes) -> Path:
+    """Write `content` as the file's content: gzip-compressed for a `.gz` name."""
+    path.write_bytes(gzip.compress(content) if path.name.endswith(".gz") else content)
     return path
 
 
 def read_output(path: Path) -> pd.DataFrame:
-    if path.suffix in (".csv", ".tsv"):
+    if path.name.endswith((".csv", ".tsv", ".csv.gz")):
         return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype={"review_id": str, "id": str})
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
+    content = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return pd.DataFrame([json.loads(line) for line in content.decode("utf-8").splitlines()])
 
 
 def score(path: Path, out: Path, recorder: Recorder | None = None, chunk_size: int = 1000, **kwargs) -> FileOutcome:
@@ -121,8 +133,8 @@ def quarantined(outcome: FileOutcome, out: Path) -> str:
     name = outcome.input.name
     assert (out / "quarantine" / f"{name}.reason.txt").read_text(encoding="utf-8") == outcome.reason + "\n"
     assert os.path.lexists(out / "quarantine" / name)
-    stem = glob.escape(outcome.input.stem)
-    assert not list(out.glob(f"{stem}.scored.*")) and not list(out.glob(f"{stem}.manifest.json"))
+    stem = glob.escape(outcome.input.name.split(".")[0])
+    assert not list(out.glob(f"{stem}.scored.*")) and not (out / f"{name}.manifest.json").exists()
     return outcome.reason
 
 
@@ -135,8 +147,11 @@ def no_temporaries(*folders: Path) -> bool:
 
 @pytest.mark.parametrize(
     ("name", "id_column"),
-    [("reviews.csv", "review_id"), ("reviews.tsv", "id"), ("reviews.jsonl", "review_id"), ("reviews.parquet", None)],
-)
+    [
+        ("reviews.csv", "review_id"), ("reviews.tsv", "id"), ("reviews.jsonl", "review_id"), ("reviews.parquet", None),
+        ("reviews.csv.gz", "id"), ("reviews.jsonl.gz", "review_id"),
+    ],
+)  # fmt: skip
 def test_each_format_round_trips_with_ids_order_scores_and_manifest(workdir: Path, name: str, id_column: str | None) -> None:
     records = [{**({id_column: rid} if id_column else {}), "text": text, "stars": 3} for rid, text in reversed(REVIEWS)]
     source = write_input(workdir / "in" / name, records)
@@ -144,7 +159,7 @@ def test_each_format_round_trips_with_ids_order_scores_and_manifest(workdir: Pat
 
     outcome = score(source, workdir / "out", recorder)
 
-    output = workdir / "out" / f"reviews.scored{source.suffix}"
+    output = workdir / "out" / name.replace("reviews.", "reviews.scored.")
     assert outcome == FileOutcome(
         input=source, status="scored", output=output, rows=4, failed_rows=0, reason=None, seconds=outcome.seconds
     )
@@ -156,13 +171,15 @@ def test_each_format_round_trips_with_ids_order_scores_and_manifest(workdir: Pat
         assert frame.columns[0] == "row" and list(frame["row"]) == [0, 1, 2, 3]
     check_scores(frame, texts)
     assert recorder.texts == texts
-    manifest = json.loads((workdir / "out" / "reviews.manifest.json").read_text())
+    manifest = json.loads((workdir / "out" / f"{name}.manifest.json").read_text())
     assert manifest["input"] == os.path.abspath(source)
     assert manifest["input_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert manifest["versions"] == VERSIONS and manifest["output"] == output.name
     assert (manifest["rows"], manifest["scored"], manifest["failed"]) == (4, 4, 0)
     assert manifest["started"] <= manifest["finished"] and manifest["finished"].endswith("+00:00")
     assert source.exists() and no_temporaries(workdir)
+    if name.endswith(".gz"):
+        assert output.read_bytes()[:2] == b"\x1f\x8b", "a gzip input gives a gzip output"
 
 
 def test_parquet_output_keeps_the_id_type(workdir: Path) -> None:
@@ -229,24 +246,31 @@ def test_chunks_of_any_size_give_the_same_output_and_bound_each_model_call(workd
     check_scores(read_output(workdir / "small/big.scored.csv"), [r["text"] for r in records])
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".csv.gz", ".jsonl.gz"])
 def test_streaming_formats_bound_each_model_call_too(workdir: Path, suffix: str) -> None:
     records = [{"id": i, "text": f"text {i}"} for i in range(25)]
     recorder = Recorder()
     outcome = score(write_input(workdir / f"f{suffix}", records), workdir / "out", recorder, chunk_size=10)
     assert outcome.rows == 25 and [len(b) for b in recorder.batches] == [10, 10, 5]
-    assert list(read_output(outcome.output)["id"]) == list(range(25))
+    assert list(read_output(outcome.output)["id"].astype(int)) == list(range(25))
 
 
 # --- malformed inputs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["empty.csv", "empty.jsonl", "empty.parquet"])
+@pytest.mark.parametrize("name", ["empty.csv", "empty.jsonl", "empty.parquet", "empty.csv.gz", "empty.jsonl.gz"])
 def test_an_empty_file_is_quarantined(workdir: Path, name: str) -> None:
     source = workdir / name
     source.write_bytes(b"")
     assert quarantined(score(source, workdir / "out"), workdir / "out") == "empty file"
     assert source.exists(), "score_file quarantines a copy"
+
+
+@pytest.mark.parametrize("name", ["nothing.csv.gz", "nothing.jsonl.gz"])
+def test_a_gzip_file_of_nothing_is_an_empty_file(workdir: Path, name: str) -> None:
+    source = write_bytes(workdir / name, b"")
+    assert source.stat().st_size > 0
+    assert quarantined(score(source, workdir / "out"), workdir / "out") == "empty file"
 
 
 def test_a_header_only_csv_gives_an_output_without_rows(workdir: Path) -> None:
@@ -256,7 +280,7 @@ def test_a_header_only_csv_gives_an_output_without_rows(workdir: Path) -> None:
     outcome = score(source, workdir / "out", recorder)
     assert (outcome.status, outcome.rows, outcome.failed_rows) == ("scored", 0, 0) and recorder.batches == []
     assert outcome.output.read_text().splitlines() == ["review_id,prob_rnn,prob_bigru,prob_ensemble,sentiment,error"]
-    assert json.loads((workdir / "out" / "header.manifest.json").read_text())["rows"] == 0
+    assert json.loads((workdir / "out" / "header.csv.manifest.json").read_text())["rows"] == 0
 
 
 def test_an_empty_parquet_table_gives_an_output_without_rows(workdir: Path) -> None:
@@ -267,26 +291,25 @@ def test_an_empty_parquet_table_gives_an_output_without_rows(workdir: Path) -> N
     assert pq.read_table(outcome.output).schema.names == ["id", "prob_rnn", "prob_bigru", "prob_ensemble", "sentiment", "error"]
 
 
-@pytest.mark.parametrize("name", ["notext.csv", "notext.jsonl", "notext.parquet"])
+@pytest.mark.parametrize("name", ["notext.csv", "notext.jsonl", "notext.parquet", "notext.csv.gz", "notext.jsonl.gz"])
 def test_a_file_without_a_text_column_is_quarantined_naming_it(workdir: Path, name: str) -> None:
     source = write_input(workdir / name, [{"id": "1", "review": "Great film."}])
     reason = quarantined(score(source, workdir / "out"), workdir / "out")
     assert reason.startswith("no 'text' column") and "review" in reason
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet", ".csv.gz", ".jsonl.gz"])
 def test_duplicate_ids_are_quarantined(workdir: Path, suffix: str) -> None:
     source = write_input(workdir / f"dupes{suffix}", [{"review_id": r, "text": "fine text"} for r in ("a", "b", "a")])
     reason = quarantined(score(source, workdir / "out"), workdir / "out")
     assert reason == "duplicate ids in 'review_id' (2 rows, e.g. 'a')"
 
 
-def test_missing_ids_are_quarantined(workdir: Path) -> None:
-    source = workdir / "blank.csv"
-    source.write_text("id,text\n1,good film\n,bad film\n   ,meh film\n")
+@pytest.mark.parametrize("gz", ["", ".gz"])
+def test_missing_ids_are_quarantined(workdir: Path, gz: str) -> None:
+    source = write_bytes(workdir / f"blank.csv{gz}", b"id,text\n1,good film\n,bad film\n   ,meh film\n")
     assert quarantined(score(source, workdir / "out"), workdir / "out") == "2 rows without an id in 'id'"
-    lines = workdir / "nulls.jsonl"
-    lines.write_text('{"id": 1, "text": "good"}\n{"text": "no id here"}\n')
+    lines = write_bytes(workdir / f"nulls.jsonl{gz}", b'{"id": 1, "text": "good"}\n{"text": "no id here"}\n')
     assert score(lines, workdir / "out").reason == "1 row without an id in 'id'"
 
 
@@ -319,7 +342,7 @@ def test_unscorable_rows_keep_their_place_with_a_reason(workdir: Path) -> None:
     failed = frame["error"] != ""
     assert frame.loc[failed, ["prob_rnn", "prob_bigru", "prob_ensemble", "sentiment"]].isna().all().all()
     assert recorder.texts == ["A fine film.", "Ünïcödé wörds ok"]
-    manifest = json.loads((workdir / "out" / "rows.manifest.json").read_text())
+    manifest = json.loads((workdir / "out" / "rows.jsonl.manifest.json").read_text())
     assert (manifest["rows"], manifest["scored"], manifest["failed"]) == (10, 2, 8)
 
 
@@ -332,10 +355,11 @@ def test_csv_numbers_and_blank_texts_are_row_errors(workdir: Path) -> None:
     assert recorder.texts == ["NA", "Good"]
 
 
-def test_non_utf8_bytes_are_quarantined_naming_the_offset(workdir: Path) -> None:
-    source = workdir / "latin1.csv"
+@pytest.mark.parametrize("name", ["latin1.csv", "latin1.csv.gz", "latin1.jsonl.gz"])
+def test_non_utf8_bytes_are_quarantined_naming_the_offset(workdir: Path, name: str) -> None:
+    # In a gzip file, the offset counts the decompressed text: that is where the bad byte is.
     head = "text\nCafé au lait, très bien\n".encode("utf-8")
-    source.write_bytes(head + "Crème brûlée".encode("latin-1") + b"\n")
+    source = write_bytes(workdir / name, head + "Crème brûlée".encode("latin-1") + b"\n")
     reason = quarantined(score(source, workdir / "out"), workdir / "out")
     assert reason == f"not UTF-8 (byte 0xe8 at offset {len(head) + 2})"
 
@@ -373,13 +397,26 @@ def test_a_row_with_more_fields_than_the_header_is_quarantined(workdir: Path) ->
     )
 
 
-def test_bad_json_and_truncated_parquet_are_quarantined(workdir: Path) -> None:
-    lines = workdir / "bad.jsonl"
-    lines.write_text('{"text": "fine"}\n\n{"text": oops}\n')
+@pytest.mark.parametrize("gz", ["", ".gz"])
+def test_bad_json_lines_are_quarantined(workdir: Path, gz: str) -> None:
+    lines = write_bytes(workdir / f"bad.jsonl{gz}", b'{"text": "fine"}\n\n{"text": oops}\n')
     assert score(lines, workdir / "out").reason == "line 3: not valid JSON (Expecting value, column 10)"
-    array = workdir / "array.jsonl"
-    array.write_text('["text"]\n')
+    array = write_bytes(workdir / f"array.jsonl{gz}", b'["text"]\n')
     assert score(array, workdir / "out").reason == "line 1: expected a JSON object, got list"
+
+
+@pytest.mark.parametrize("name", ["cut.csv.gz", "cut.jsonl.gz"])
+def test_a_truncated_or_corrupt_gzip_stream_is_quarantined(workdir: Path, name: str) -> None:
+    whole = write_input(workdir / name, [{"id": i, "text": f"review number {i}"} for i in range(200)]).read_bytes()
+    for content, detail in [(whole[: len(whole) // 2], "EOFError"), (whole[:-4], "EOFError"), (b"plain text\n" * 5, "BadGzipFile")]:
+        (workdir / name).write_bytes(content)
+        reason = quarantined(score(workdir / name, workdir / "out"), workdir / "out")
+        assert reason.startswith(f"not a readable gzip stream ({detail}") and "\n" not in reason
+        for entry in (workdir / "out" / "quarantine").iterdir():
+            files.remove(entry)
+
+
+def test_a_truncated_parquet_is_quarantined(workdir: Path) -> None:
     table = write_input(workdir / "cut.parquet", [{"text": t} for _, t in REVIEWS])
     table.write_bytes(table.read_bytes()[:-20])
     reason = score(table, workdir / "out").reason
@@ -401,8 +438,83 @@ def test_names_with_spaces_and_unicode_work(workdir: Path) -> None:
     outcomes = score_inbox(inbox, workdir / "out put", workdir / "archive", Recorder().scorers, VERSIONS, 100)
     assert [o.status for o in outcomes] == ["scored"]
     assert (workdir / "out put" / "critiques été 2024 ✓.scored.csv").is_file()
-    assert (workdir / "out put" / "critiques été 2024 ✓.manifest.json").is_file()
+    assert (workdir / "out put" / "critiques été 2024 ✓.csv.manifest.json").is_file()
     assert (workdir / "archive" / source.name).is_file() and not source.exists()
+
+
+def test_inputs_of_one_name_in_two_formats_keep_apart(workdir: Path) -> None:
+    csv = write_input(workdir / "in" / "r.csv", [{"text": t} for _, t in REVIEWS])
+    lines = write_input(workdir / "in" / "r.jsonl", [{"text": t} for _, t in REVIEWS[:2]])
+    out = workdir / "out"
+    assert [score(p, out).rows for p in (csv, lines)] == [4, 2]
+    assert [score(p, out).status for p in (csv, lines)] == ["skipped", "skipped"]
+    assert json.loads((out / "r.csv.manifest.json").read_text())["output"] == "r.scored.csv"
+    assert json.loads((out / "r.jsonl.manifest.json").read_text())["output"] == "r.scored.jsonl"
+
+
+def test_files_still_being_copied_in_are_not_inputs(workdir: Path) -> None:
+    inbox = workdir / "inbox"
+    write_input(inbox / "done.csv", [{"text": "a complete file"}])
+    write_input(inbox / ".copying.csv", [{"text": "half a fi"}])
+    (inbox / "copying.csv.part").write_text("text\nhalf a fi")
+    (inbox / "UPLOAD.CSV.PART").write_text("text\nhalf a fi")
+    assert find_review_files([inbox]) == [inbox / "done.csv"]
+    outcomes = score_inbox(inbox, workdir / "out", workdir / "archive", Recorder().scorers, VERSIONS, 100)
+    assert [(o.input.name, o.status) for o in outcomes] == [("done.csv", "scored")]
+    assert sorted(p.name for p in inbox.iterdir()) == [".copying.csv", ".locks", "UPLOAD.CSV.PART", "copying.csv.part"]
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills up after `room` bytes."""
+
+    room = 100
+
+    def write(self, data: bytes) -> int:
+        if self.tell() + len(data) > self.room:
+            super().write(bytes(data)[: self.room - self.tell()])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def full_disk_open(path: Path, mode: str) -> io.BufferedWriter:
+    return io.BufferedWriter(FullDisk(path, mode))
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.csv.gz", "r.jsonl", "r.parquet"])
+def test_a_full_disk_while_writing_leaves_no_partial_output(workdir: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_input(workdir / name, [{"id": i, "text": f"review number {i} " * 20} for i in range(300)])
+    monkeypatch.setattr(files, "open", full_disk_open, raising=False)
+    with pytest.raises(ReviewflowError, match="cannot write .*r.scored.* No space left on device") as error:
+        score(source, workdir / "out", chunk_size=50)
+    assert "\n" not in str(error.value)
+    assert os.listdir(workdir / "out") == [] and source.exists()
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+def test_an_input_over_the_size_limit_is_quarantined_and_the_others_go_on(workdir: Path) -> None:
+    inbox, out = workdir / "inbox", workdir / "out"
+    write_input(inbox / "big.csv", [{"text": f"review number {i}"} for i in range(200)])
+    # Small on disk, large once decompressed: the limit counts the content.
+    write_bytes(inbox / "bomb.csv.gz", b"text\n" + b"a" * 100_000 + b"\n")
+    write_input(inbox / "small.csv", [{"text": "a short one"}])
+    limits = Limits(max_file_bytes=2000)
+    outcomes = score_inbox(inbox, out, workdir / "archive", Recorder().scorers, VERSIONS, 100, limits)
+    assert [(o.input.name, o.status) for o in outcomes] == [
+        ("big.csv", "quarantined"), ("bomb.csv.gz", "quarantined"), ("small.csv", "scored"),
+    ]  # fmt: skip
+    assert {quarantined(o, out) for o in outcomes[:2]} == {"larger than the limit of 2,000 bytes"}
+
+
+def test_a_review_over_the_length_limit_keeps_its_row_with_an_error(workdir: Path) -> None:
+    source = write_input(workdir / "r.jsonl", [{"id": 1, "text": "short and fine"}, {"id": 2, "text": "far too long " * 10}])
+    recorder = Recorder()
+    outcome = score(source, workdir / "out", recorder, limits=Limits(max_review_chars=100))
+    frame = read_output(outcome.output)
+    assert (outcome.rows, outcome.failed_rows) == (2, 1) and recorder.texts == ["short and fine"]
+    assert list(frame["error"]) == ["", "too long (130 characters, limit 100)"]
+    assert frame.loc[1, ["prob_rnn", "prob_bigru", "prob_ensemble", "sentiment"]].isna().all()
 
 
 # --- exactly once ----------------------------------------------------------------------------------
@@ -418,7 +530,7 @@ def test_a_second_run_skips_and_a_new_model_version_scores_again(workdir: Path) 
 
     third = score_file(source, workdir / "out", recorder.scorers, {**VERSIONS, "bigru": "8"}, 1000)
     assert third.status == "scored" and len(recorder.batches) == 2
-    assert json.loads((workdir / "out" / "r.manifest.json").read_text())["versions"]["bigru"] == "8"
+    assert json.loads((workdir / "out" / "r.csv.manifest.json").read_text())["versions"]["bigru"] == "8"
 
     source.write_text(source.read_text() + "One more review.\n")
     assert score_file(source, workdir / "out", recorder.scorers, {**VERSIONS, "bigru": "8"}, 1000).rows == 5
@@ -427,7 +539,7 @@ def test_a_second_run_skips_and_a_new_model_version_scores_again(workdir: Path) 
 def test_an_output_without_its_manifest_is_scored_again(workdir: Path) -> None:
     source = write_input(workdir / "r.csv", [{"text": t} for _, t in REVIEWS])
     score(source, workdir / "out")
-    (workdir / "out" / "r.manifest.json").unlink()
+    (workdir / "out" / "r.csv.manifest.json").unlink()
     assert score(source, workdir / "out").status == "scored"
 
 
@@ -528,5 +640,5 @@ def test_two_concurrent_inbox_runs_score_every_file_exactly_once(workdir: Path) 
     texts = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
     assert len(texts) == len(set(texts)) == 6 * 40
     assert sorted(p.name for p in archive.iterdir()) == sorted(names)
-    assert sorted(p.name for p in out.glob("*.manifest.json")) == sorted(n.replace(".csv", ".manifest.json") for n in names)
+    assert sorted(p.name for p in out.glob("*.manifest.json")) == sorted(f"{n}.manifest.json" for n in names)
     assert [p.name for p in inbox.iterdir()] == [".locks"] and no_temporaries(workdir)

@@ -1,0 +1,112 @@
+"""Ingest: read IMDB reviews from a URL, archive, folder or labeled table into one Parquet table.
+
+The table has exactly COLUMNS, sorted by (split, review_id), and is cached under
+`data.cache_dir` by the digest of the source, so a second run with the same data reads it back
+instead of parsing again. Only this table's path travels on to the other tasks.
+
+The package: `download` (URLs), `aclimdb` (the archive and the extracted folder), `tables`
+(labeled tables in any of `tasks.formats`), `splits` (seeded splits and subsets), `cache`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import DataConfig
+from tasks.errors import ReviewflowError, one_line
+from tasks.formats import SUFFIXES, Format, format_of
+from tasks.ingest import aclimdb, cache, download, tables
+from tasks.records import ReviewTable
+from tasks.schema import COLUMNS
+
+log = logging.getLogger("reviewflow")
+
+Kind = Format | str  # a table format, "archive" or "folder"
+EXPECTED = f"a .tar.gz/.tgz archive, an aclImdb/ folder, or a {', '.join(SUFFIXES)} table"
+
+
+def ingest_reviews(data: DataConfig) -> ReviewTable:
+    """Read `data.source` into the cached Parquet table, or its per-split subset when asked."""
+    cache_dir = data.cache_dir.resolve()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        local = _local(data.source, cache_dir / "downloads")
+        kind = _kind(local)
+        digest = _digest(local, kind)
+        full = cache.cached_full_table(cache_dir, digest, data.test_fraction) or _build_full_table(
+            local, kind, digest, data, cache_dir
+        )
+        path = full if data.reviews_per_split is None else cache.subset_table(full, data.reviews_per_split)
+        rows_per_split = cache.rows_per_split(path)
+    except OSError as exc:
+        raise ReviewflowError(_os_error(exc)) from None
+    return ReviewTable(
+        path=path, source=data.source, digest=digest, rows=sum(rows_per_split.values()), rows_per_split=rows_per_split
+    )
+
+
+def _local(source: str, downloads: Path) -> Path:
+    """The local file or folder for `source`, downloading an http(s) URL of a known kind first."""
+    if not download.is_url(source):
+        return download.local_path(source)
+    name = download.download_name(source)
+    if not aclimdb.is_archive(name) and format_of(name) is None:
+        raise ReviewflowError(f"unsupported dataset URL {source}: its name should end in the suffix of {EXPECTED}")
+    return download.download(source, downloads / name)
+
+
+def _kind(path: Path) -> Kind:
+    if path.is_dir():
+        return "folder"
+    if aclimdb.is_archive(path.name):
+        return "archive"
+    if (fmt := format_of(path.name)) is None:
+        raise ReviewflowError(f"unsupported dataset file {path}: expected {EXPECTED}")
+    return fmt
+
+
+def _digest(path: Path, kind: Kind) -> str:
+    """sha256 of the file bytes, or for a folder of its review files (see `aclimdb.folder_digest`)."""
+    if kind == "folder":
+        return aclimdb.folder_digest(aclimdb.review_root(path))
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _build_full_table(local: Path, kind: Kind, digest: str, data: DataConfig, cache_dir: Path) -> Path:
+    """Parse the source and write the full table into the cache."""
+    started = time.perf_counter()
+    if kind == "archive":
+        frame, generated_split = aclimdb.read_archive(local, data.max_archive_bytes), False
+    elif kind == "folder":
+        frame, generated_split = aclimdb.read_folder(aclimdb.review_root(local)), False
+    else:
+        frame, generated_split = tables.read_labeled_table(local, kind, data.test_fraction)
+    path = cache.full_table_path(cache_dir, digest, generated_split, data.test_fraction)
+    cache.write_table(_finish(frame), path)
+    log.info("read %s reviews from %s in %.1f s into %s", f"{len(frame):,}", local, time.perf_counter() - started, path)
+    return path
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Exactly COLUMNS with fixed types, sorted by (split, review_id) so equal inputs give equal tables."""
+    frame = frame[list(COLUMNS)].astype(
+        {"review_id": "str", "split": "str", "text": "str", "label": "Int64", "rating": "Int64"}
+    )
+    return frame.sort_values(["split", "review_id"], kind="stable", ignore_index=True)
+
+
+def _os_error(exc: OSError) -> str:
+    """An operating-system error as one line naming the file."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot access{where}: {exc.strerror or one_line(exc)}"
+
+
+ingest_task = task(ingest_reviews, name="ingest", cache_policy=NO_CACHE)

@@ -1,0 +1,143 @@
+"""The aclImdb layout: labeled reviews streamed out of its tarball, or read from the extracted folder."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from tasks.errors import ReviewflowError, one_line
+from tasks.formats import FormatError
+from tasks.formats.base import utf8
+from tasks.schema import COLUMNS, SPLITS
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
+# Any prefix before train/ or test/, so `./aclImdb/...` and a tarball of the folder's contents both work.
+REVIEW_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+)\.txt$")
+
+Row = tuple[str, str, str, int, int | None]
+
+
+class _TooLarge(Exception):
+    """The archive expands past its limit."""
+
+
+def is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def read_archive(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
+    """Stream the labeled reviews out of an aclImdb tarball without writing anything to disk.
+
+    With `max_bytes`, the decompressed bytes are counted as they stream, and an archive that
+    would expand past it is refused before it does (a guard against decompression bombs).
+    """
+    rows: list[Row] = []
+    try:
+        # gzip.open rather than tarfile's "r|gz": tarfile ends quietly on a truncated stream.
+        with gzip.open(path, "rb") as compressed:
+            stream = _Counted(compressed, max_bytes)
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                for member in archive:
+                    _check_member(member, path)
+                    match = REVIEW_MEMBER.search(member.name)
+                    if match and member.isfile():
+                        raw = archive.extractfile(member).read()
+                        rows.append(_review_row(*match.groups(), raw, f"member {member.name!r} in archive {path}"))
+            # tarfile stops at its end marker; reading on to the gzip trailer checks length and CRC.
+            while stream.read(1 << 20):
+                pass
+    except _TooLarge:
+        raise ReviewflowError(
+            f"archive {path} expands past data.max_archive_bytes ({max_bytes:,} bytes): refusing it (a guard against decompression bombs)"
+        ) from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise ReviewflowError(f"archive {path} is truncated or corrupt ({one_line(exc)})") from None
+    if not rows:
+        raise ReviewflowError(f"archive {path} contains no labeled reviews (expected {LAYOUT})")
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def review_root(folder: Path) -> Path:
+    """The aclImdb folder itself, given either it or the folder that contains it."""
+    inner = folder / "aclImdb"
+    return inner if inner.is_dir() else folder
+
+
+def read_folder(root: Path) -> pd.DataFrame:
+    """The labeled reviews of an extracted aclImdb folder."""
+    rows = []
+    for relative, file in _folder_files(root):
+        split, polarity, stem = REVIEW_MEMBER.search(relative).groups()
+        rows.append(_review_row(split, polarity, stem, file.read_bytes(), f"review file {file}"))
+    if not rows:
+        raise ReviewflowError(f"folder {root} contains no labeled reviews (expected {LAYOUT})")
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def folder_digest(root: Path) -> str:
+    """sha256 of the sorted (relative path, content) pairs of the review files below `root`."""
+    digest = hashlib.sha256()
+    for relative, file in _folder_files(root):
+        content = file.read_bytes()
+        # Lengths delimit the fields, so no two different folders hash the same byte stream.
+        for field in (relative.encode("utf-8"), content):
+            digest.update(len(field).to_bytes(8, "big"))
+            digest.update(field)
+    return digest.hexdigest()
+
+
+class _Counted:
+    """A reader that raises _TooLarge once more than `limit` bytes have come through it."""
+
+    def __init__(self, stream: gzip.GzipFile, limit: int | None) -> None:
+        self.stream, self.limit, self.count = stream, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.stream.read(size if self.limit is None or size >= 0 else self.limit + 1 - self.count)
+        self.count += len(block)
+        if self.limit is not None and self.count > self.limit:
+            raise _TooLarge
+        return block
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse members that would land outside a target folder if the archive were extracted."""
+    name = member.name
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    absolute = name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) is not None
+    if absolute or ".." in parts or member.issym() or member.islnk() or member.isdev():
+        raise ReviewflowError(f"unsafe member {name!r} in archive {archive}: refusing to read it")
+
+
+def _folder_files(root: Path) -> list[tuple[str, Path]]:
+    """The review files below `root` as sorted (relative path, file) pairs."""
+    found = []
+    for split in SPLITS:
+        for polarity in ("pos", "neg"):
+            folder = root / split / polarity
+            if folder.is_dir():
+                with os.scandir(folder) as entries:
+                    found += [
+                        (f"{split}/{polarity}/{entry.name}", Path(entry.path))
+                        for entry in entries
+                        if entry.name.endswith(".txt") and entry.is_file()
+                    ]
+    return sorted(found)
+
+
+def _review_row(split: str, polarity: str, stem: str, raw: bytes, where: str) -> Row:
+    """One row from a review file `<split>/<pos|neg>/<id>_<rating>.txt`."""
+    rating = re.fullmatch(r".*_(\d+)", stem)
+    try:
+        text = utf8(raw)
+    except FormatError as exc:
+        raise ReviewflowError(f"{where}: {exc}") from None
+    return (f"{split}/{polarity}/{stem}", split, text, int(polarity == "pos"), int(rating.group(1)) if rating else None)

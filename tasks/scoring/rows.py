@@ -1,0 +1,58 @@
+"""Scoring one chunk of rows: only rows with words reach the models; the others keep a reason."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.errors import ReviewflowError
+from tasks.formats import MISSING
+from tasks.formats.jsonlines import type_name
+
+Scorer = Callable[[list[str]], np.ndarray]  # raw review texts -> P(positive) per text, in [0, 1]
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def output_columns(id_name: str, architectures: list[str]) -> list[str]:
+    """The columns of a scored file, in order."""
+    return [id_name, *(f"prob_{arch}" for arch in architectures), "prob_ensemble", "sentiment", "error"]
+
+
+def score_chunk(texts: list[Any], scorers: dict[str, Scorer], max_chars: int | None = None) -> pd.DataFrame:
+    """The probability, sentiment and error columns for one chunk, one row per text in order."""
+    errors = [row_error(text, max_chars) for text in texts]
+    good = [i for i, error in enumerate(errors) if not error]
+    probabilities = {}
+    for arch, scorer in scorers.items():
+        probabilities[f"prob_{arch}"] = column = np.full(len(texts), np.nan)
+        if good:
+            column[good] = _checked(arch, scorer([texts[i] for i in good]), len(good))
+    ensemble = np.mean(list(probabilities.values()), axis=0)
+    sentiment = np.where(np.isnan(ensemble), None, np.where(ensemble >= 0.5, "positive", "negative"))
+    return pd.DataFrame({**probabilities, "prob_ensemble": ensemble, "sentiment": sentiment, "error": errors})
+
+
+def row_error(text: Any, max_chars: int | None = None) -> str:
+    """Why a row cannot be scored, or "" when it can."""
+    if text is MISSING:
+        return "no text"
+    if not isinstance(text, str):
+        return f"not text: {type_name(text)}"
+    if not text.strip():
+        return "empty text"
+    if max_chars is not None and len(text) > max_chars:
+        return f"too long ({len(text):,} characters, limit {max_chars:,})"
+    return "" if _LETTER.search(text) else "no words"
+
+
+def _checked(arch: str, probabilities: Any, expected: int) -> np.ndarray:
+    values = np.asarray(probabilities, dtype=float).reshape(-1)
+    if len(values) != expected:
+        raise ReviewflowError(f"model {arch} returned {len(values)} probabilities for {expected} reviews")
+    if not np.all((values >= 0) & (values <= 1)):
+        raise ReviewflowError(f"model {arch} returned probabilities outside [0, 1]")
+    return values
