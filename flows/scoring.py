@@ -8,7 +8,7 @@ from prefect import flow
 
 from tasks.config import ScoringConfig, TrackingConfig
 from tasks.records import FileOutcome
-from tasks.scoring.core import score_file_task, score_inbox_task
+from tasks.scoring.core import Limits, score_file_task, score_inbox_task
 from tasks.scoring.discovery import find_review_files, inbox_inputs
 from tasks.scoring.publish import publish_scoring_task
 from tasks.scoring.registered import load_models_task
@@ -30,13 +30,15 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
         # (which may not exist yet on a fresh stack).
         return publish_scoring_task([], {})
     models = load_models_task(scoring.architectures, scoring.alias, TrackingConfig())
+    limits = Limits(scoring.max_file_bytes, scoring.max_review_chars)
     if paths:
         outcomes: list[FileOutcome] = [
-            score_file_task(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size)
+            score_file_task(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size, limits=limits)
             for path in find_review_files([Path(p) for p in paths])
         ]
     else:
         outcomes = score_inbox_task(
-            scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size
+            scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size,
+            limits=limits,
         )
     return publish_scoring_task(outcomes, models.versions)

@@ -144,7 +144,7 @@ def test_score_deployment_scores_the_inbox(served_training, served_deployments):
     assert scored["review_id"].tolist() == REVIEWS["review_id"].tolist()
     assert {f"prob_{arch}" for arch in ARCHITECTURES} | {"prob_ensemble", "sentiment", "error"} <= set(scored.columns)
     assert scored["sentiment"].tolist()[:2] != ["", ""] and scored.loc[2, "error"] == "empty text"
-    manifest = json.loads((outbox / "reviews.manifest.json").read_text())
+    manifest = json.loads((outbox / "reviews.csv.manifest.json").read_text())
     assert manifest["rows"] == 4 and manifest["failed"] == 1
     assert set(manifest["versions"]) == set(ARCHITECTURES)
     assert (archive / "reviews.csv").is_file() and not (inbox / "reviews.csv").exists()
