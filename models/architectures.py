@@ -39,9 +39,12 @@ def build_model(architecture: str, vocab_size: int, embedding_dim: int = 64, uni
     }
     if architecture not in recurrent:
         raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(ARCHITECTURES)})")
+    # The recurrent layers are made first: the order layers are made in decides, under a fixed
+    # seed, which initial weights each gets, and so the metrics a seed gives.
+    middle = recurrent[architecture]()
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
-    for layer in recurrent[architecture]():
+    for layer in middle:
         x = layer(x)
     x = layers.Dense(64, activation="relu", name="dense")(x)
     probability = layers.Dense(1, activation="sigmoid", name="positive")(x)

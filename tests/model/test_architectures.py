@@ -35,6 +35,23 @@ def test_layer_specs_match_the_notebook(architecture):
     assert layers[-1].units == 1 and layers[-1].activation.__name__ == "sigmoid"
 
 
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_the_same_seed_builds_the_same_initial_weights(architecture):
+    def weights(seed: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(seed)
+        return build_model(architecture, vocab_size=50, embedding_dim=8, units=4).get_weights()
+
+    first, again, other = weights(3), weights(3), weights(4)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_names_lengths_and_notebook_figures_cover_the_same_architectures():
+    from models.architectures import NOTEBOOK_ACCURACY, NOTEBOOK_SEQ_LEN
+
+    assert tuple(NOTEBOOK_SEQ_LEN) == ARCHITECTURES == tuple(NOTEBOOK_ACCURACY)
+
+
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture 'lstm'"):
         build_model("lstm", 100)
