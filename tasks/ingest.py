@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import pyarrow
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
+from tasks.caching import ingest_inputs_key, reused
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError, one_line
 from tasks.records import ReviewTable
@@ -499,4 +499,4 @@ def _os_error(exc: OSError) -> str:
     return f"cannot access{where}: {exc.strerror or one_line(exc)}"
 
 
-ingest_task = task(ingest_reviews, name="ingest", cache_policy=NO_CACHE)
+ingest_task = task(ingest_reviews, name="ingest", **reused(ingest_inputs_key))

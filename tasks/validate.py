@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
+from tasks.caching import reused, validate_inputs_key
 from tasks.config import ValidationConfig
 from tasks.errors import ReviewflowError
 from tasks.records import ValidationReport
@@ -235,4 +235,4 @@ def _quiet_logger(name: str) -> None:
         logger.setLevel(logging.WARNING)
 
 
-validate_task = task(validate_reviews, name="validate", cache_policy=NO_CACHE)
+validate_task = task(validate_reviews, name="validate", **reused(validate_inputs_key))
