@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train_cmd = commands.add_parser("train", help="run the training flow")
     _config_options(train_cmd)
+    train_cmd.add_argument("--fresh", action="store_true",
+                           help="compute everything again instead of reusing earlier runs' work (same as --set reuse=false)")
     train_cmd.set_defaults(run=run_train)
     score_cmd = commands.add_parser("score", help="score review files once with the registered models")
     score_cmd.add_argument("paths", nargs="+", metavar="PATH", help="review files (.csv .tsv .jsonl .parquet) or folders")
@@ -76,7 +78,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = load_config(args.profile, args.overrides)
+    config = load_config(args.profile, [*args.overrides, *(["reuse=false"] if args.fresh else [])])
     from flows.training import train
 
     _expected_errors_in_one_line()

@@ -1,12 +1,20 @@
-"""The training flow: ingest -> validate -> prepare -> train x4 in parallel -> evaluate -> register."""
+"""The training flow: ingest -> validate -> prepare -> train x4 in parallel -> evaluate -> register.
+
+Ingest, validate, prepare, train and evaluate reuse the results of earlier runs with the same
+data, settings and code (tasks/caching.py); `config.reuse=false` (`reviewflow train --fresh`)
+computes everything again. Opening and closing the MLflow run, registering and publishing
+always run.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
+from tasks.caching import for_run
 from tasks.config import Config, Profile
 from tasks.errors import ReviewflowError
 from tasks.evaluate import evaluate_task
@@ -20,6 +28,7 @@ from tasks.report import (
     open_training_run_task,
     publish_comparison_task,
     record_data_task,
+    record_reuse_task,
     record_vocabulary_task,
 )
 from tasks.tracking import Tracking
@@ -41,21 +50,25 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
     """Train, evaluate and register the configured architectures; returns the comparison table."""
     config = resolve_config(config, profile)
     run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    run_dir = config.output_dir / run_name
+    # Absolute: kept results name these folders, and a later run may start somewhere else.
+    run_dir = config.output_dir.resolve() / run_name
     tracking = open_training_run_task(config, run_name)
     try:
-        table = ingest_task(config.data)
+        table = for_run(ingest_task, config)(config.data)
+        report_dir = run_dir / "validation"
         try:
-            validate_task(table.path, config.validation, run_dir / "validation")
+            report = for_run(validate_task, config)(table.path, config.validation, report_dir)
+            report_dir = report.result_path.parent  # a reused validation's report is in an earlier run's folder
         finally:
-            record_data_task(tracking, table, run_dir / "validation")
+            record_data_task(tracking, table, report_dir)
         seq_lens = [config.train.seq_len[a] for a in config.train.architectures]
-        prepared = prepare_task(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
+        prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
         evaluations = train_models.with_options(task_runner=task_runner(config, workers))(
-            config, prepared, tracking, threads_per_training(workers)
+            config, prepared, tracking, threads_per_training(workers), run_dir / "models"
         )
+        evaluations = [record_reuse_task(e, tracking) for e in evaluations]
         registrations = [register_task(e, tracking) for e in evaluations]
         rows = publish_comparison_task(evaluations, registrations, tracking)
     except BaseException as exc:
@@ -67,13 +80,15 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 
 
 @flow(name="train-models")
-def train_models(config: Config, prepared: PreparedData, tracking: Tracking, threads: int) -> list[Evaluation]:
-    """Each architecture trains and is evaluated as its own task, concurrently on the task runner."""
+def train_models(config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> list[Evaluation]:
+    """Each architecture trains and is evaluated as its own task, concurrently on the task runner;
+    models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
+    train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
     evaluations = []
     for architecture in config.train.architectures:
         seq_len = config.train.seq_len[architecture]
-        trained = train_task.submit(architecture, seq_len, prepared, config.train, tracking, threads)
-        evaluations.append(evaluate_task.submit(trained, prepared, tracking, threads))
+        trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
+        evaluations.append(evaluate.submit(trained, prepared, tracking, threads))
     return [e.result() for e in evaluations]
 
 

@@ -39,7 +39,9 @@ class DataConfig(Section):
         default_factory=lambda: os.environ.get("REVIEWFLOW_DATA") or OFFICIAL_DATASET_URL,
         description="http(s) URL, .tar.gz, extracted aclImdb/ folder, or a CSV/Parquet/JSONL table",
     )
-    cache_dir: Path = Field(Path("data/cache"), description="downloads and the Parquet cache")
+    cache_dir: Path = Field(
+        Path("data/cache"), description="downloads, the Parquet cache, and the results later runs reuse"
+    )
     reviews_per_split: int | None = Field(
         None, ge=2, description="keep this many reviews per split (stratified); none keeps all"
     )
@@ -151,6 +153,11 @@ class Config(Section):
 
     profile: Profile = "default"
     output_dir: Path = Field(Path("data/runs"), description="per-run outputs (validation reports, models)")
+    reuse: bool = Field(
+        True,
+        description="reuse completed work of earlier runs (same data, settings and code) kept under "
+        "data.cache_dir/results; false computes everything again",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)

@@ -10,10 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sklearn import metrics as skm
 
 from models.sentiment import SentimentClassifier
+from tasks.caching import evaluate_inputs_key, reused
 from tasks.records import Evaluation, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
 from tasks.train import limit_threads
@@ -90,5 +90,8 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
 
 
 evaluate_task = task(
-    evaluate_model, name="evaluate", task_run_name="evaluate-{trained.architecture}-{trained.seq_len}", cache_policy=NO_CACHE
+    evaluate_model,
+    name="evaluate",
+    task_run_name="evaluate-{trained.architecture}-{trained.seq_len}",
+    **reused(evaluate_inputs_key),
 )

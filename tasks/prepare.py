@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sklearn.model_selection import train_test_split
 
 from models.batching import Sequences
 from models.text import Vocabulary, truncate
+from tasks.caching import file_digest, prepare_inputs_key, prepared_fingerprint, reused
 from tasks.config import PrepareConfig
 from tasks.records import PreparedData
 
@@ -43,7 +43,13 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
         "prepared %s reviews (vocabulary %d ids, lengths %s) in %.1f s",
         rows, vocabulary.size, sorted(set(seq_lens)), time.perf_counter() - started,
     )
-    return PreparedData(folder=folder, vocab_size=vocabulary.size, keep=settings.keep, rows=rows)
+    return PreparedData(
+        folder=folder,
+        vocab_size=vocabulary.size,
+        keep=settings.keep,
+        rows=rows,
+        fingerprint=prepared_fingerprint(file_digest(table_path), settings, seed),
+    )
 
 
 def split_for_training(reviews: pd.DataFrame, validation_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
@@ -55,4 +61,4 @@ def split_for_training(reviews: pd.DataFrame, validation_fraction: float, seed: 
     return {"train": fit_part, "validation": validation, "test": reviews[reviews["split"] == "test"]}
 
 
-prepare_task = task(prepare_sequences, name="prepare", cache_policy=NO_CACHE)
+prepare_task = task(prepare_sequences, name="prepare", **reused(prepare_inputs_key))

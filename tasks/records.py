@@ -38,6 +38,7 @@ class PreparedData(BaseModel):
     vocab_size: int
     keep: str
     rows: dict[str, int]
+    fingerprint: str = ""  # what the splits were made from: table digest, prepare settings, split seed
 
     @property
     def vocabulary_path(self) -> Path:

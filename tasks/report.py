@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,7 @@ from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
 from tasks.tracking import (
     Tracking,
     connect,
+    copy_child_run,
     end_unfinished,
     finish_run,
     log_artifact,
@@ -23,10 +25,14 @@ from tasks.tracking import (
     log_dataset,
     log_table,
     log_text,
+    parent_of,
     run_url,
     set_tags,
     start_parent_run,
 )
+
+log = logging.getLogger("reviewflow")
+
 
 def open_training_run(config: Config, run_name: str) -> Tracking:
     """Reach MLflow and start the flow run's parent run, with the whole config as params."""
@@ -47,6 +53,18 @@ def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> Non
 def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
     """The one vocabulary every model of the run was trained with (each model also carries a copy)."""
     log_artifact(tracking, tracking.parent_run_id, prepared.vocabulary_path)
+
+
+def record_reuse(evaluation: Evaluation, tracking: Tracking) -> Evaluation:
+    """The evaluation as this flow run's child run holds it. A model reused from an earlier run
+    gets a child run here that repeats the one it was trained and evaluated in (params, per-epoch
+    and test metrics, plots), tagged with that run's id; registration then logs to it."""
+    trained = evaluation.trained
+    if parent_of(tracking, trained.run_id) == tracking.parent_run_id:
+        return evaluation
+    run_id = copy_child_run(tracking, trained.run_id)
+    log.info("%s-%d: reused the model trained in MLflow run %s (%s)", trained.architecture, trained.seq_len, trained.run_id, trained.classifier_dir)
+    return evaluation.model_copy(update={"trained": trained.model_copy(update={"run_id": run_id})})
 
 
 def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED", "KILLED"]) -> None:
@@ -133,4 +151,7 @@ open_training_run_task = task(open_training_run, name="open-run", cache_policy=N
 record_data_task = task(record_data, name="record-data", cache_policy=NO_CACHE)
 record_vocabulary_task = task(record_vocabulary, name="record-vocabulary", cache_policy=NO_CACHE)
 close_training_run_task = task(close_training_run, name="close-run", cache_policy=NO_CACHE)
+record_reuse_task = task(
+    record_reuse, name="record-reuse", task_run_name="record-reuse-{evaluation.trained.architecture}", cache_policy=NO_CACHE
+)
 publish_comparison_task = task(publish_comparison, name="publish-comparison", cache_policy=NO_CACHE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -32,6 +33,8 @@ log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODELS_PACKAGE = Path(__file__).resolve().parents[1] / "models"
 CHAMPION, CHALLENGER = "champion", "challenger"
+REUSED_FROM_TAG = "reviewflow.reused_from_run"
+LOGGED_MODEL_FOLDER = "model"  # what log_and_register adds to a child run
 GATE_METRIC = "test_accuracy"
 
 
@@ -117,6 +120,48 @@ def start_child_run(tracking: Tracking, architecture: str, seq_len: int, params:
     return run.info.run_id
 
 
+def parent_of(tracking: Tracking, run_id: str) -> str | None:
+    """The parent run of `run_id`, or None for a top-level run."""
+    try:
+        return tracking.client().get_run(run_id).data.tags.get("mlflow.parentRunId")
+    except MlflowException as exc:
+        raise ReviewflowError(
+            f"MLflow run {run_id} at {tracking.tracking_uri} cannot be read ({one_line(exc)}); run with --fresh"
+        ) from None
+
+
+def copy_child_run(tracking: Tracking, source_run_id: str) -> str:
+    """A child run of the current parent that repeats a finished child run of an earlier flow run:
+    its name, tags, params, every metric's history and its artifacts (not a logged model),
+    tagged `reviewflow.reused_from_run=<source>`. Returns the new run's id."""
+    client = tracking.client()
+    source = client.get_run(source_run_id)
+    tags = {k: v for k, v in source.data.tags.items() if not k.startswith("mlflow.")}
+    tags.update({"mlflow.parentRunId": tracking.parent_run_id, REUSED_FROM_TAG: source_run_id})
+    run = client.create_run(tracking.experiment_id, run_name=source.info.run_name, tags=tags)
+    run_id = run.info.run_id
+    try:
+        client.log_batch(run_id, params=[Param(k, v) for k, v in source.data.params.items()])
+        history = [m for key in source.data.metrics for m in client.get_metric_history(source_run_id, key)]
+        for start in range(0, len(history), 1000):  # MLflow's limit per batch
+            batch = history[start : start + 1000]
+            client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step) for m in batch])
+        with tempfile.TemporaryDirectory() as folder:
+            for artifact in client.list_artifacts(source_run_id):
+                if artifact.path == LOGGED_MODEL_FOLDER:
+                    continue
+                local = client.download_artifacts(source_run_id, artifact.path, folder)
+                if artifact.is_dir:
+                    client.log_artifacts(run_id, local, artifact.path)
+                else:
+                    client.log_artifact(run_id, local)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
 def _param_value(value: Any) -> str:
     return redacted(str(value))[:6000]
 
@@ -200,18 +245,25 @@ def log_and_register(
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, pd.Series([0.5] * len(input_example), name="prob_positive"))
+    name = registered_name(tracking, architecture)
     tracking.client()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"classifier": str(classifier_dir)},
-            code_paths=[str(MODELS_PACKAGE)],
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=_pip_requirements(),
-            registered_model_name=registered_name(tracking, architecture),
-        )
+    try:
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name=LOGGED_MODEL_FOLDER,
+                python_model=str(PYFUNC_CODE),
+                artifacts={"classifier": str(classifier_dir)},
+                code_paths=[str(MODELS_PACKAGE)],
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=_pip_requirements(),
+                registered_model_name=name,
+            )
+    except MlflowException as exc:
+        raise ReviewflowError(
+            f"registering {name} at {tracking.tracking_uri} failed: {one_line(exc)} "
+            f"(the trained model stays in {classifier_dir}; run again to register it without training)"
+        ) from None
     return str(info.registered_model_version)
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from models.architectures import build_model
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
+from tasks.caching import reused, train_inputs_key
 from tasks.config import TrainConfig
 from tasks.records import PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
@@ -64,9 +65,16 @@ class EpochMetrics(keras.callbacks.Callback):
 
 
 def train_architecture(
-    architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, tracking: Tracking, threads: int
+    architecture: str,
+    seq_len: int,
+    prepared: PreparedData,
+    settings: TrainConfig,
+    tracking: Tracking,
+    threads: int,
+    models_dir: Path,
 ) -> TrainedModel:
-    """Fit one architecture on the train split, watching the validation split (never test)."""
+    """Fit one architecture on the train split, watching the validation split (never test); the
+    classifier is saved in `models_dir/<arch>-<seq_len>`."""
     limit_threads(threads)
     keras.utils.set_random_seed(settings.seed)
     name = f"{architecture}-{seq_len}"
@@ -95,7 +103,7 @@ def train_architecture(
     except BaseException:
         finish_run(tracking, run_id, succeeded=False)
         raise
-    classifier_dir = prepared.folder.parent / "models" / name
+    classifier_dir = Path(models_dir) / name
     SentimentClassifier(model, Vocabulary.load(prepared.vocabulary_path), seq_len, prepared.keep).save(classifier_dir)
     return TrainedModel(
         architecture=architecture,
@@ -132,4 +140,6 @@ def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: Trai
     return model, history, seconds
 
 
-train_task = task(train_architecture, name="train", task_run_name="train-{architecture}-{seq_len}", cache_policy=NO_CACHE)
+train_task = task(
+    train_architecture, name="train", task_run_name="train-{architecture}-{seq_len}", **reused(train_inputs_key)
+)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
+from tasks.caching import reused, validate_inputs_key
 from tasks.config import ValidationConfig
 from tasks.errors import ReviewflowError
 from tasks.expectations import import_gx, readable, run_suite
@@ -124,4 +124,4 @@ def build_expectations(rules: ValidationConfig) -> list[Expectation]:
     return expectations
 
 
-validate_task = task(validate_reviews, name="validate", cache_policy=NO_CACHE)
+validate_task = task(validate_reviews, name="validate", **reused(validate_inputs_key))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
+from tasks.caching import ingest_inputs_key, reused
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError, one_line
 from tasks.formats import SUFFIXES, Format, format_of
@@ -109,4 +109,4 @@ def _os_error(exc: OSError) -> str:
     return f"cannot access{where}: {exc.strerror or one_line(exc)}"
 
 
-ingest_task = task(ingest_reviews, name="ingest", cache_policy=NO_CACHE)
+ingest_task = task(ingest_reviews, name="ingest", **reused(ingest_inputs_key))

@@ -1,0 +1,117 @@
+"""Completed work is reused: reruns in one folder train only what is not trained yet.
+
+One sequence of `reviewflow train --profile smoke` runs in the same folder, PREFECT_HOME and
+embedded MLflow store (each run starts its own temporary Prefect server):
+1. only rnn and birnn (as if the run had stopped after two models);
+2. all four, with a registered-model prefix the registry refuses: rnn and birnn are reused,
+   bigru and bilstm train, and registration fails with one line;
+3. all four with the prefix fixed and settings that do not change models: nothing trains,
+   all four are registered;
+4. `--fresh` for rnn: everything is computed again.
+"""
+
+import re
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.helpers import run_cli, smoke_runs_since
+
+pytestmark = pytest.mark.e2e
+REUSED_TAG = "reviewflow.reused_from_run"
+
+
+class Run:
+    def __init__(self, result, seconds: float, parent, children):
+        self.result, self.seconds, self.parent = result, seconds, parent
+        self.children = {r.data.tags["architecture"]: r for r in children}
+        self.log = result.stdout + result.stderr
+
+    def task_states(self, prefix: str) -> dict[str, str]:
+        """Task-run name -> final state name, for task runs named `<prefix>-...`."""
+        found = re.findall(rf"Task run '({prefix}-[\w-]+)' - Finished in state (\w+)\(", self.log)
+        return dict(found)
+
+    def trained(self) -> list[str]:
+        return sorted(re.findall(r"reviewflow - (\w+)-\d+: trained in", self.log))
+
+
+@pytest.fixture(scope="module")
+def reruns(tmp_path_factory, imdb_archive, shared_cache):
+    workdir = tmp_path_factory.mktemp("reuse")
+    uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
+    env = {"REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")}
+    base = ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}"]
+    runs: list[Run] = []
+
+    def train(*args: str) -> Run:
+        started_ms, started = int(time.time() * 1000), time.monotonic()
+        result = run_cli([*base, *args], env=env, cwd=workdir)
+        seconds = time.monotonic() - started
+        parent, children = smoke_runs_since(MlflowClient(uri, uri), started_ms)
+        print(f"reuse run {len(runs) + 1} ({' '.join(args)}): {seconds:.0f} s, exit {result.returncode}")
+        runs.append(Run(result, seconds, parent, children))
+        return runs[-1]
+
+    train("--set", "train.architectures=rnn,birnn")
+    train("--set", "tracking.registered_model_prefix=team:reviewflow-")
+    train("--set", "train.max_workers=1", "--set", "scoring.chunk_size=500")
+    train("--fresh", "--set", "train.architectures=rnn")
+    return runs, MlflowClient(uri, uri)
+
+
+def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
+    (first, second, *_), client = reruns
+    assert first.result.returncode == 0, first.result.stderr[-3000:]
+    assert first.trained() == ["birnn", "rnn"]
+    assert second.trained() == ["bigru", "bilstm"]
+    assert second.task_states("train") == {
+        "train-rnn-100": "Cached", "train-birnn-100": "Cached", "train-bigru-100": "Completed", "train-bilstm-2494": "Completed"
+    }  # fmt: skip
+    assert second.task_states("evaluate")["evaluate-rnn-100"] == "Cached"
+    assert {second.task_states(stage)[name] for stage in ("ingest", "validate") for name in second.task_states(stage)} == {"Cached"}
+    # Each model still has its child run in the new parent, the reused ones saying where they came from.
+    assert sorted(second.children) == ["bigru", "bilstm", "birnn", "rnn"]
+    for architecture in ("rnn", "birnn"):
+        copy, original = second.children[architecture], first.children[architecture]
+        assert copy.data.tags[REUSED_TAG] == original.info.run_id
+        assert f"{architecture}-100: reused the model trained in MLflow run {original.info.run_id}" in second.log
+        assert copy.info.run_name == original.info.run_name and copy.data.params == original.data.params
+        assert copy.data.metrics == original.data.metrics
+        history = [(m.step, m.value) for m in client.get_metric_history(copy.info.run_id, "val_loss")]
+        assert history == [(m.step, m.value) for m in client.get_metric_history(original.info.run_id, "val_loss")]
+        assert {a.path for a in client.list_artifacts(copy.info.run_id, "plots")} == {
+            "plots/training_curves.png", "plots/confusion_matrix.png", "plots/roc_curve.png"
+        }  # fmt: skip
+    for architecture in ("bigru", "bilstm"):
+        assert REUSED_TAG not in second.children[architecture].data.tags
+
+
+def test_a_registration_failure_is_one_line_and_the_rerun_registers_without_training(reruns):
+    (first, second, third, _), client = reruns
+    errors = [line for line in second.result.stderr.splitlines() if line.startswith("reviewflow: error:")]
+    assert second.result.returncode == 2 and len(errors) == 1, second.result.stderr[-3000:]
+    assert "registering team:reviewflow-rnn" in errors[0] and "run again to register it without training" in errors[0]
+    assert second.parent.info.status == "FAILED"
+
+    assert third.result.returncode == 0, third.result.stderr[-3000:]
+    assert third.trained() == []
+    assert set(third.task_states("train").values()) == {"Cached"} and len(third.task_states("train")) == 4
+    trained_in = {"rnn": first, "birnn": first, "bigru": second, "bilstm": second}
+    assert sorted(third.children) == sorted(trained_in)
+    for architecture, child in third.children.items():
+        # Always the run that trained the model, never a copy of it.
+        assert child.data.tags[REUSED_TAG] == trained_in[architecture].children[architecture].info.run_id
+        (version,) = client.search_model_versions(f"run_id = '{child.info.run_id}'")
+        assert version.name == f"reviewflow-{architecture}"
+    print(f"rerun after the registration failure: {third.seconds:.0f} s (the failed run: {second.seconds:.0f} s)")
+
+
+def test_fresh_computes_everything_again(reruns):
+    (*_, fresh), _ = reruns
+    assert fresh.result.returncode == 0, fresh.result.stderr[-3000:]
+    assert fresh.trained() == ["rnn"]
+    for stage in ("ingest", "validate", "prepare", "train", "evaluate"):
+        assert set(fresh.task_states(stage).values()) == {"Completed"}, stage
+    assert REUSED_TAG not in fresh.children["rnn"].data.tags
