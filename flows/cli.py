@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import signal
 import sys
 
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Trainings run in processes of their own (tasks.processes): those still running stop now,
+    # as on Ctrl-C, rather than each finishing its model.
+    for child in multiprocessing.active_children():
+        child.terminate()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

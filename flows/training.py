@@ -12,15 +12,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+from prefect.futures import PrefectWrappedFuture
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tasks.caching import for_run
 from tasks.config import Config, Profile
-from tasks.errors import ReviewflowError
+from tasks.errors import ReviewflowError, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
-from tasks.records import Evaluation, PreparedData
+from tasks.records import Evaluation, Failure, PreparedData
 from tasks.register import register_task
 from tasks.report import (
     close_training_run,
@@ -65,12 +66,17 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
-        evaluations = train_models.with_options(task_runner=task_runner(config, workers))(
+        outcomes = train_models.with_options(task_runner=task_runner(config, workers))(
             config, prepared, tracking, threads_per_training(workers), run_dir / "models"
         )
-        evaluations = [record_reuse_task(e, tracking) for e in evaluations]
+        # A model that failed does not stop the others: they are registered and compared.
+        evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         registrations = [register_task(e, tracking) for e in evaluations]
         rows = publish_comparison_task(evaluations, registrations, tracking)
+        failures = [f for f in outcomes if isinstance(f, Failure)]
+        if failures:
+            done = ", ".join(f"{r['architecture']}-{r['seq_len']}" for r in rows) or "none"
+            raise ReviewflowError("; ".join(f"{f.name} failed: {f.reason}" for f in failures) + f" (trained and registered: {done})")
     except BaseException as exc:
         # Directly, not as a task: when the run is being interrupted, no new task run may start.
         close_training_run(tracking, "FAILED" if isinstance(exc, Exception) else "KILLED")
@@ -80,22 +86,36 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 
 
 @flow(name="train-models")
-def train_models(config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> list[Evaluation]:
+def train_models(
+    config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
+) -> list[Evaluation | Failure]:
     """Each architecture trains and is evaluated as its own task, concurrently on the task runner;
     models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
-    evaluations = []
+    submitted = {}
     for architecture in config.train.architectures:
         seq_len = config.train.seq_len[architecture]
         trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
-        evaluations.append(evaluate.submit(trained, prepared, tracking, threads))
-    return [e.result() for e in evaluations]
+        submitted[f"{architecture}-{seq_len}"] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+    return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
+
+
+def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedFuture) -> Evaluation | Failure:
+    """The model's evaluation, or why it failed (its training's error first: then it was never evaluated)."""
+    for future in (trained, evaluated):
+        future.wait()
+        if not future.state.is_completed():
+            error = future.state.result(raise_on_failure=False)
+            reason = str(error) if isinstance(error, ReviewflowError) else one_line(error, 300)
+            return Failure(name=name, reason=reason.removeprefix(f"{name}: "))
+    return evaluated.result()
 
 
 def task_runner(config: Config, workers: int) -> TaskRunner:
-    """Processes on this machine, or a Dask cluster (local, or an existing one by address)."""
+    """Processes on this machine (threads that each start a process per task: see tasks.processes),
+    or a Dask cluster (local, or an existing one by address)."""
     if config.train.task_runner == "process":
-        return ProcessPoolTaskRunner(max_workers=workers)
+        return ThreadPoolTaskRunner(max_workers=workers)
     from prefect_dask import DaskTaskRunner
 
     if config.train.dask_address:

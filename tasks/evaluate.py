@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 
 from models.sentiment import SentimentClassifier
 from tasks.caching import evaluate_inputs_key, reused
+from tasks.processes import in_own_process
 from tasks.records import Evaluation, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
 from tasks.train import limit_threads
@@ -89,8 +90,14 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
     return figure
 
 
+def evaluate_in_own_process(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
+    """`evaluate_model` in a process of its own, like the training (see tasks.processes)."""
+    name = f"{trained.architecture}-{trained.seq_len}"
+    return in_own_process(evaluate_model, name, trained, prepared, tracking, threads)
+
+
 evaluate_task = task(
-    evaluate_model,
+    evaluate_in_own_process,
     name="evaluate",
     task_run_name="evaluate-{trained.architecture}-{trained.seq_len}",
     **reused(evaluate_inputs_key),

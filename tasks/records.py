@@ -87,3 +87,10 @@ class FileOutcome(BaseModel):
     failed_rows: int  # rows with an `error`
     reason: str | None  # why skipped/quarantined (one line)
     seconds: float
+
+
+class Failure(BaseModel):
+    """A model that did not train or evaluate, and why (one line)."""
+
+    name: str  # `<arch>-<seq_len>`
+    reason: str

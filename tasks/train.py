@@ -16,6 +16,7 @@ from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
 from tasks.caching import reused, train_inputs_key
 from tasks.config import TrainConfig
+from tasks.processes import in_own_process
 from tasks.records import PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
 
@@ -32,7 +33,7 @@ def threads_per_training(concurrent: int) -> int:
 
 
 def limit_threads(threads: int) -> None:
-    # Must happen before the first TensorFlow op in this process; a reused worker keeps its setting.
+    # Must happen before the first TensorFlow op in the process (each training has its own).
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -125,7 +126,8 @@ def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: Trai
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
-    log.info("%s: training on %d reviews, %d threads", name, len(train_x), threads)
+    # The process id lets an operator match a death to the kernel's log (dmesg: out of memory).
+    log.info("%s: training on %d reviews, %d threads (process %d)", name, len(train_x), threads, os.getpid())
     started = time.perf_counter()
     history = model.fit(
         training_dataset(train_x, train_y, settings.batch_size, settings.seed),
@@ -140,6 +142,20 @@ def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: Trai
     return model, history, seconds
 
 
+def train_in_own_process(
+    architecture: str,
+    seq_len: int,
+    prepared: PreparedData,
+    settings: TrainConfig,
+    tracking: Tracking,
+    threads: int,
+    models_dir: Path,
+) -> TrainedModel:
+    """`train_architecture` in a process of its own: killed (out of memory), it fails alone and says so."""
+    name = f"{architecture}-{seq_len}"
+    return in_own_process(train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir)
+
+
 train_task = task(
-    train_architecture, name="train", task_run_name="train-{architecture}-{seq_len}", **reused(train_inputs_key)
+    train_in_own_process, name="train", task_run_name="train-{architecture}-{seq_len}", **reused(train_inputs_key)
 )

@@ -104,13 +104,13 @@ def test_training_on_an_existing_dask_cluster(workdir, imdb_archive, shared_cach
 
 
 def test_task_runner_follows_the_config():
-    from prefect.task_runners import ProcessPoolTaskRunner
+    from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
     from flows.training import task_runner
     from tasks.config import load_config
 
-    assert isinstance(task_runner(load_config("smoke"), 2), ProcessPoolTaskRunner)
+    assert isinstance(task_runner(load_config("smoke"), 2), ThreadPoolTaskRunner)  # each task starts its own process
     local = task_runner(load_config("smoke", ["train.task_runner=dask"]), 2)
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 2
     assert local.cluster_kwargs["host"] == "127.0.0.1"  # no unauthenticated scheduler on other interfaces
@@ -157,3 +157,36 @@ def test_sigterm_at_any_moment_leaves_no_run_running_or_finished(workdir, imdb_a
         # A child is FINISHED only when its model was evaluated: its test metrics say so.
         finished = child.info.status == "FINISHED" and "test_accuracy" in child.data.metrics
         assert finished or child.info.status == "KILLED", (child.info.run_name, child.info.status)
+
+
+def test_a_training_killed_like_the_oom_killer_fails_alone_and_the_others_register(workdir, imdb_archive, shared_cache):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
+               "--set", "train.architectures=rnn,bilstm", "--set", f"data.cache_dir={shared_cache}"]  # fmt: skip
+    log = workdir / "train.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})  # fmt: skip
+    deadline = time.monotonic() + 900
+    while not (found := re.search(r"bilstm-2494: training on .* \(process (\d+)\)", log.read_text(errors="replace"))):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        time.sleep(0.2)
+    os.kill(int(found.group(1)), signal.SIGKILL)
+    assert process.wait(timeout=900) == 2, log.read_text(errors="replace")[-3000:]
+    (line,) = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("reviewflow: error:")]
+    assert "bilstm-2494 failed: its process was killed by SIGKILL (the kernel's out-of-memory killer" in line
+    assert line.endswith("(trained and registered: rnn-100)")
+
+    uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])}
+    assert runs["rnn-100"].info.status == "FINISHED" and runs["bilstm-2494"].info.status == "FAILED"
+    assert str(client.get_model_version_by_alias("reviewflow-rnn", "champion").version) == "1"
+    assert [r.info.status for name, r in runs.items() if "mlflow.parentRunId" not in r.data.tags] == ["FAILED"]

@@ -1,0 +1,108 @@
+"""Run one piece of work in a process of its own, so that a crash of that process fails it alone.
+
+The kernel's out-of-memory killer ends a process with SIGKILL. In a shared worker pool that
+breaks the pool and every task in it; in a process of its own it fails only its task, with a
+message that names the work and the signal, while the other models train on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tasks.errors import ReviewflowError
+
+log = logging.getLogger("reviewflow")
+Result = TypeVar("Result")
+_POLL_S = 0.2
+
+
+def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result:
+    """`work(*args)` in a new process (spawned: no state shared), its `reviewflow` log lines
+    re-logged here, its result returned and its error raised here.
+
+    Inside a daemonic process (a Dask worker), which may not have children, it runs here.
+    """
+    if multiprocessing.current_process().daemon:
+        return work(*args)
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    process = context.Process(target=_child, args=(work, args, messages), name=name)
+    process.start()
+    try:
+        outcome = _relay_until_done(process, messages)
+    finally:
+        if process.is_alive():  # interrupted here: the child goes too
+            process.terminate()
+        process.join()
+    if outcome is None:
+        raise ReviewflowError(f"{name}: {_death(process.exitcode)}")
+    kind, value = outcome
+    if kind == "result":
+        return value
+    if kind == "expected":
+        raise ReviewflowError(value)
+    raise RuntimeError(f"{name} failed in its own process:\n{value}")
+
+
+def _relay_until_done(process: multiprocessing.process.BaseProcess, messages: Any) -> tuple[str, Any] | None:
+    """Re-log the child's records until it reports its outcome; None if it died without one."""
+    while True:
+        try:
+            kind, value = messages.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not process.is_alive():
+                return _drained(messages)
+            continue
+        if kind == "log":
+            log.handle(value)
+        else:
+            return kind, value
+
+
+def _drained(messages: Any) -> tuple[str, Any] | None:
+    """What a finished child left in the queue after its last poll."""
+    while True:
+        try:
+            kind, value = messages.get(timeout=_POLL_S)
+        except queue.Empty:
+            return None
+        if kind == "log":
+            log.handle(value)
+        else:
+            return kind, value
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = " (the kernel's out-of-memory killer sends it: the machine may lack memory)" if name == "SIGKILL" else ""
+        return f"its process was killed by {name}{why}"
+    return f"its process exited with code {exitcode} before reporting a result"
+
+
+class _ToParent(logging.Handler):
+    def __init__(self, messages: Any) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info = record.getMessage(), None, None  # picklable whatever the args
+        self.messages.put(("log", record))
+
+
+def _child(work: Callable[..., Any], args: tuple[Any, ...], messages: Any) -> None:
+    logger = logging.getLogger("reviewflow")
+    logger.handlers, logger.propagate = [_ToParent(messages)], False
+    logger.setLevel(logging.INFO)
+    try:
+        messages.put(("result", work(*args)))
+    except ReviewflowError as exc:
+        messages.put(("expected", str(exc)))
+    except BaseException:
+        messages.put(("error", traceback.format_exc()))
