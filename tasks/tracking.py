@@ -260,10 +260,10 @@ def log_and_register(
                 registered_model_name=name,
             )
     except MlflowException as exc:
-        raise ReviewflowError(
+        raise ReviewflowError(redacted(
             f"registering {name} at {tracking.tracking_uri} failed: {one_line(exc)} "
             f"(the trained model stays in {classifier_dir}; run again to register it without training)"
-        ) from None
+        )) from None  # fmt: skip
     return str(info.registered_model_version)
 
 
