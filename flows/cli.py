@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import signal
 import sys
 
@@ -55,10 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    # Trainings run in processes of their own (tasks.processes): those still running stop now,
-    # as on Ctrl-C, rather than each finishing its model.
-    for child in multiprocessing.active_children():
-        child.terminate()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

@@ -21,6 +21,7 @@ from tasks.errors import ReviewflowError, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
+from tasks.processes import stop_running
 from tasks.records import Evaluation, Failure, PreparedData
 from tasks.register import register_task
 from tasks.report import (
@@ -97,13 +98,22 @@ def train_models(
         seq_len = config.train.seq_len[architecture]
         trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
         submitted[f"{architecture}-{seq_len}"] = (trained, evaluate.submit(trained, prepared, tracking, threads))
-    return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
+    try:
+        return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM, a cancelled run): nothing more starts and the trainings
+        # stop now, rather than the task runner waiting for each to finish its model.
+        for future in (f for pair in submitted.values() for f in pair):
+            future.wrapped_future.cancel()
+        stop_running()
+        raise
 
 
 def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedFuture) -> Evaluation | Failure:
     """The model's evaluation, or why it failed (its training's error first: then it was never evaluated)."""
     for future in (trained, evaluated):
-        future.wait()
+        while not future.wrapped_future.done():
+            future.wait(timeout=0.5)  # short waits: a signal is handled only between them
         if not future.state.is_completed():
             error = future.state.result(raise_on_failure=False)
             reason = str(error) if isinstance(error, ReviewflowError) else one_line(error, 300)

@@ -20,6 +20,7 @@ from tasks.errors import ReviewflowError
 log = logging.getLogger("reviewflow")
 Result = TypeVar("Result")
 _POLL_S = 0.2
+_running: set[multiprocessing.process.BaseProcess] = set()
 
 
 def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result:
@@ -34,12 +35,14 @@ def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result
     messages = context.Queue()
     process = context.Process(target=_child, args=(work, args, messages), name=name)
     process.start()
+    _running.add(process)
     try:
         outcome = _relay_until_done(process, messages)
     finally:
         if process.is_alive():  # interrupted here: the child goes too
             process.terminate()
         process.join()
+        _running.discard(process)
     if outcome is None:
         raise ReviewflowError(f"{name}: {_death(process.exitcode)}")
     kind, value = outcome
@@ -48,6 +51,13 @@ def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result
     if kind == "expected":
         raise ReviewflowError(value)
     raise RuntimeError(f"{name} failed in its own process:\n{value}")
+
+
+def stop_running() -> None:
+    """End every process `in_own_process` started here and still running (the run is being interrupted)."""
+    for process in list(_running):
+        if process.is_alive():
+            process.terminate()
 
 
 def _relay_until_done(process: multiprocessing.process.BaseProcess, messages: Any) -> tuple[str, Any] | None:
