@@ -68,7 +68,7 @@ def connect(settings: TrackingConfig) -> Tracking:
             experiment_id = client.create_experiment(settings.experiment, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
-    except MlflowException as exc:
+    except (MlflowException, ReviewflowError) as exc:
         raise ReviewflowError(redacted(f"MLflow tracking at {uri} failed: {one_line(exc)}")) from None
     except OSError as exc:
         raise ReviewflowError(redacted(f"MLflow tracking at {uri} is unreachable: {one_line(exc)}")) from None
@@ -248,6 +248,8 @@ def log_and_register(
     name = registered_name(tracking, architecture)
     tracking.client()
     try:
+        if tracking.tracking_uri.startswith(("http://", "https://")):
+            check_server_answers(tracking.tracking_uri)  # gone: say so in seconds, not after minutes of retries
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name=LOGGED_MODEL_FOLDER,
@@ -259,9 +261,10 @@ def log_and_register(
                 pip_requirements=_pip_requirements(),
                 registered_model_name=name,
             )
-    except MlflowException as exc:
+    except (MlflowException, ReviewflowError) as exc:
+        reason = str(exc) if isinstance(exc, ReviewflowError) else one_line(exc)
         raise ReviewflowError(redacted(
-            f"registering {name} at {tracking.tracking_uri} failed: {one_line(exc)} "
+            f"registering {name} at {tracking.tracking_uri} failed: {reason} "
             f"(the trained model stays in {classifier_dir}; run again to register it without training)"
         )) from None  # fmt: skip
     return str(info.registered_model_version)

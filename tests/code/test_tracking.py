@@ -1,6 +1,7 @@
 """MLflow calls on the embedded SQLite store: a real MLflow, no server."""
 
 import pandas as pd
+import pytest
 
 from tasks.config import TrackingConfig
 from tasks.tracking import connect, finish_run, log_dataset, start_parent_run
@@ -22,3 +23,16 @@ def test_recording_the_dataset_leaves_the_parent_running_until_the_flow_closes_i
     assert "pw" not in recorded.dataset.source and "pw" not in run.data.params["source"]
     finish_run(tracking, parent, succeeded=False)
     assert tracking.client().get_run(parent).info.status == "FAILED"
+
+
+def test_registering_with_the_server_gone_is_one_line_that_says_where_the_model_stays(tmp_path):
+    from flows.servers import free_port
+    from tasks.errors import ReviewflowError
+    from tasks.tracking import Tracking, log_and_register
+
+    gone = Tracking(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment_id="1", registered_model_prefix="t-", parent_run_id="p")
+    with pytest.raises(ReviewflowError) as raised:
+        log_and_register(gone, "run", "rnn", tmp_path / "rnn-100", pd.DataFrame({"text": ["fine"]}))
+    message = str(raised.value)
+    assert message.startswith(f"registering t-rnn at {gone.tracking_uri} failed: the MLflow tracking server at")
+    assert message.endswith(f"(the trained model stays in {tmp_path / 'rnn-100'}; run again to register it without training)")
