@@ -169,9 +169,9 @@ def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tup
         compared = baseline is not None and evaluation is not baseline
         margins = dict.fromkeys(MARGINS)
         if compared:
-            margins = {
-                "acc_vs_baseline": round(evaluation.metrics["test_accuracy"] - baseline.metrics["test_accuracy"], 4),
-                "auc_vs_baseline": round(evaluation.metrics["test_auc"] - baseline.metrics["test_auc"], 4),
+            margins = {  # `+ 0.0`: a difference that rounds to zero shows as 0.0000, not -0.0000
+                "acc_vs_baseline": round(evaluation.metrics["test_accuracy"] - baseline.metrics["test_accuracy"], 4) + 0.0,
+                "auc_vs_baseline": round(evaluation.metrics["test_auc"] - baseline.metrics["test_auc"], 4) + 0.0,
                 "time_x_baseline": round(trained.seconds / max(baseline.trained.seconds, 1e-9), 1),
             }
         rows.append(
