@@ -1,5 +1,7 @@
 """The training flow end to end: the `reviewflow train` command, real MLflow, real Prefect."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
