@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
 from flows.servers import prefect_api
-from models.architectures import ARCHITECTURES
+from models.architectures import SCORING_MODELS
 from tasks.config import PROFILES, ScoringConfig, describe_validation_error, load_config
 from tasks.errors import ReviewflowError, one_line
 
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     score_cmd.add_argument("paths", nargs="+", metavar="PATH", help="review files (.csv .tsv .jsonl .parquet) or folders")
     score_cmd.add_argument("--output", required=True, metavar="DIR", help="folder for the scored files and manifests")
     score_cmd.add_argument("--alias", default="champion", help="registry alias of the versions to use (default: champion)")
-    score_cmd.add_argument("--models", default=",".join(ARCHITECTURES), help="architectures to score with (default: all four)")
+    score_cmd.add_argument("--models", default=",".join(SCORING_MODELS),
+                           help="models to score with; `ensemble` gives prob_ensemble from the registered ensemble, or the "
+                           "mean of the others when none holds the alias (default: all five and the ensemble)")
     score_cmd.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows scored at a time")
     score_cmd.set_defaults(run=run_score)
     serve_cmd = commands.add_parser("serve", help="serve the train and score deployments to PREFECT_API_URL")
@@ -142,13 +144,16 @@ def format_table(rows: list[dict]) -> str:
     headers = list(rows[0]) if rows else []
     cells = [[_cell(row[h]) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[h], (int, float)) for row in rows) for h in headers]
+    # Right-aligned when every value is a number (a blank, None, does not count).
+    numeric = [all(isinstance(row[h], (int, float)) or row[h] is None for row in rows) for h in headers]
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric))
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
 def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
     return f"{value:.4f}" if isinstance(value, float) and value < 1 else str(value)
 
 

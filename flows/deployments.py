@@ -72,7 +72,7 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
         train.to_deployment(
             name=TRAIN,
             parameters=train_parameters(config),
-            description="Train, evaluate and register the four architectures. Start a run with "
+            description="Train, evaluate and register the four architectures, the TF-IDF baseline and their ensemble. Start a run with "
             '{"profile": "smoke"} (minutes) or {"profile": "default"} (the notebook\'s experiment), '
             "or fill in the config form.",
             tags=["reviewflow", "training"],

@@ -33,12 +33,14 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
     limits = Limits(scoring.max_file_bytes, scoring.max_review_chars)
     if paths:
         outcomes: list[FileOutcome] = [
-            score_file_task(path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size, limits=limits)
+            score_file_task(
+                path, scoring.output_dir, models.scorers, models.versions, scoring.chunk_size, limits=limits, ensemble=models.ensemble
+            )
             for path in find_review_files([Path(p) for p in paths])
         ]
     else:
         outcomes = score_inbox_task(
             scoring.inbox, scoring.output_dir, scoring.archive_dir, models.scorers, models.versions, scoring.chunk_size,
-            limits=limits,
+            limits=limits, ensemble=models.ensemble,
         )
     return publish_scoring_task(outcomes, models.versions)

@@ -1,4 +1,5 @@
-"""The training flow: ingest -> validate -> prepare -> train x4 in parallel -> evaluate -> register.
+"""The training flow: ingest -> validate -> prepare -> train x5 in parallel (four recurrent models and
+the TF-IDF baseline) -> evaluate -> register -> ensemble (fitted on validation, evaluated, registered) -> report.
 
 Ingest, validate, prepare, train and evaluate reuse the results of earlier runs with the same
 data, settings and code (tasks/caching.py); `config.reuse=false` (`reviewflow train --fresh`)
@@ -15,8 +16,11 @@ from prefect import flow
 from prefect.futures import PrefectWrappedFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from models.architectures import BASELINE, RECURRENT, run_name
+from tasks.baseline import train_baseline_task
 from tasks.caching import for_run
 from tasks.config import Config, Profile
+from tasks.ensemble import fit_ensemble_task, register_ensemble_task
 from tasks.errors import ReviewflowError, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
@@ -63,7 +67,7 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
             report_dir = report.result_path.parent  # a reused validation's report is in an earlier run's folder
         finally:
             record_data_task(tracking, table, report_dir)
-        seq_lens = [config.train.seq_len[a] for a in config.train.architectures]
+        seq_lens = [config.train.seq_len[a] for a in config.train.architectures if a in RECURRENT]
         prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
@@ -73,10 +77,14 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         registrations = [register_task(e, tracking) for e in evaluations]
+        ensemble = fit_ensemble_task(evaluations, config.ensemble, tracking, run_dir / "models")
+        if ensemble is not None:
+            registrations.append(register_ensemble_task(ensemble, registrations, tracking))
+            evaluations.append(ensemble)
         rows = publish_comparison_task(evaluations, registrations, tracking)
         failures = [f for f in outcomes if isinstance(f, Failure)]
         if failures:
-            done = ", ".join(f"{r['architecture']}-{r['seq_len']}" for r in rows) or "none"
+            done = ", ".join(e.trained.name for e in evaluations) or "none"
             raise ReviewflowError("; ".join(f"{f.name} failed: {f.reason}" for f in failures) + f" (trained and registered: {done})")
     except BaseException as exc:
         # Directly, not as a task: when the run is being interrupted, no new task run may start.
@@ -90,14 +98,19 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 def train_models(
     config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
 ) -> list[Evaluation | Failure]:
-    """Each architecture trains and is evaluated as its own task, concurrently on the task runner;
+    """Each architecture (the baseline too) trains and is evaluated as its own task, concurrently on the task runner;
     models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
     submitted = {}
     for architecture in config.train.architectures:
-        seq_len = config.train.seq_len[architecture]
-        trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
-        submitted[f"{architecture}-{seq_len}"] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+        if architecture == BASELINE:
+            trained = for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)
+            name = run_name(BASELINE)
+        else:
+            seq_len = config.train.seq_len[architecture]
+            trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
+            name = f"{architecture}-{seq_len}"
+        submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
     try:
         return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
     except BaseException:

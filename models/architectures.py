@@ -1,7 +1,9 @@
-"""The notebook's four recurrent classifiers, chosen by name from one registry.
+"""The model families by name: the notebook's four recurrent classifiers, the TF-IDF baseline, the ensemble.
 
-Each reads right-padded token ids of any length (batches are padded only to their own
-longest review); the embedding masks the padding so the recurrent layers skip it.
+Each recurrent model reads right-padded token ids of any length (batches are padded only to
+their own longest review); the embedding masks the padding so the recurrent layers skip it.
+The baseline (models/baseline.py) reads raw text; the ensemble (models/ensemble.py) combines
+the others' probabilities.
 """
 
 from __future__ import annotations
@@ -14,9 +16,22 @@ if TYPE_CHECKING:
 # The architectures and the sequence length the notebook trains each at: the names that
 # config, CLI, MLflow and the registry use all come from here.
 NOTEBOOK_SEQ_LEN = {"rnn": 100, "birnn": 100, "bigru": 100, "bilstm": 2494}
-ARCHITECTURES = tuple(NOTEBOOK_SEQ_LEN)
+RECURRENT = tuple(NOTEBOOK_SEQ_LEN)
+BASELINE = "baseline"  # TF-IDF features and logistic regression, on raw text
+ENSEMBLE = "ensemble"  # the trained models' probabilities, combined by weights fitted on validation
+# What `reviewflow train` trains, each as its own task, child run and registered model.
+ARCHITECTURES = (*RECURRENT, BASELINE)
+# The models a scoring run can use: every trained family, and the ensemble of them.
+SCORING_MODELS = (*ARCHITECTURES, ENSEMBLE)
+# The second half of a run's name where a family has no length (`baseline-tfidf`).
+VARIANT = {BASELINE: "tfidf", ENSEMBLE: "stacked"}
 # Test accuracy the notebook reached (the bilstm never finished there).
 NOTEBOOK_ACCURACY = {"rnn": 0.7674, "birnn": 0.7822, "bigru": 0.7894, "bilstm": None}
+
+
+def run_name(architecture: str, seq_len: int | None = None) -> str:
+    """`<arch>-<seq_len>` (`bilstm-2494`) for a recurrent model, `baseline-tfidf`, `ensemble-stacked`."""
+    return f"{architecture}-{seq_len}" if architecture in NOTEBOOK_SEQ_LEN else f"{architecture}-{VARIANT[architecture]}"
 
 
 def build_model(architecture: str, vocab_size: int, embedding_dim: int = 64, units: int = 64) -> keras.Model:
@@ -38,7 +53,7 @@ def build_model(architecture: str, vocab_size: int, embedding_dim: int = 64, uni
         "bilstm": lambda: [layers.Bidirectional(layers.LSTM(units))],
     }
     if architecture not in recurrent:
-        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(ARCHITECTURES)})")
+        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
     # The recurrent layers are made first: the order layers are made in decides, under a fixed
     # seed, which initial weights each gets, and so the metrics a seed gives.
     middle = recurrent[architecture]()

@@ -7,6 +7,7 @@ A key is made of file digests and settings, never of arrays or models:
 - train: what the encoded splits were made from (`PreparedData.fingerprint`), the architecture,
   its length, the train settings that change the model, and the tracking store (a reused
   model's child run names the run that trained it, so that run must be in the same store);
+- train the baseline: the same splits, the `baseline` section and the tracking store;
 - evaluate: the run that trained the model and the test data.
 Every key also holds the code version: a digest of the `.py` files of `models/` and `tasks/`.
 
@@ -35,7 +36,7 @@ from prefect.filesystems import LocalFileSystem
 from prefect.serializers import JSONSerializer
 from pydantic import BaseModel
 
-from tasks.config import Config, DataConfig, PrepareConfig, TrainConfig, ValidationConfig
+from tasks.config import BaselineConfig, Config, DataConfig, PrepareConfig, TrainConfig, ValidationConfig
 from tasks.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
 log = logging.getLogger("reviewflow")
@@ -97,6 +98,10 @@ def train_key(
         f"train-{architecture}-{seq_len}",
         prepared=prepared_fingerprint, train=section(settings, "train"), store=store, code=code,
     )  # fmt: skip
+
+
+def baseline_key(prepared_fingerprint: str, settings: BaselineConfig, store: str, code: str) -> str:
+    return cache_key("train-baseline", prepared=prepared_fingerprint, baseline=section(settings, "baseline"), store=store, code=code)
 
 
 def evaluate_key(trained_run_id: str, prepared_fingerprint: str, seq_len: int, code: str) -> str:
@@ -182,6 +187,12 @@ def train_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
     tracking = inputs["tracking"]
     store = store_identity(tracking.tracking_uri, tracking.experiment_id)
     return train_key(prepared.fingerprint, inputs["architecture"], inputs["seq_len"], inputs["settings"], store, code)
+
+
+def baseline_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    tracking = inputs["tracking"]
+    store = store_identity(tracking.tracking_uri, tracking.experiment_id)
+    return baseline_key(inputs["prepared"].fingerprint, inputs["settings"], store, code)
 
 
 def evaluate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN
+from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN, RECURRENT, SCORING_MODELS
+from models.baseline import BaselineSettings
 from tasks.errors import ReviewflowError
 
 OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -32,6 +33,8 @@ def _names(value: Any) -> Any:
 
 
 Architectures = Annotated[list[Literal[ARCHITECTURES]], BeforeValidator(_names)]
+ScoringModels = Annotated[list[Literal[SCORING_MODELS]], BeforeValidator(_names)]
+_BASELINE = BaselineSettings()
 
 
 class DataConfig(Section):
@@ -102,13 +105,43 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _every_architecture_has_a_length(self) -> "TrainConfig":
-        missing = [a for a in self.architectures if a not in self.seq_len]
+        missing = [a for a in self.architectures if a in RECURRENT and a not in self.seq_len]
         if missing:
             raise ValueError(f"train.seq_len has no length for {', '.join(missing)}")
-        bad = {a: n for a, n in self.seq_len.items() if a not in ARCHITECTURES or n < 1}
+        bad = {a: n for a, n in self.seq_len.items() if a not in RECURRENT or n < 1}
         if bad:
             raise ValueError(f"train.seq_len has bad entries {bad}")
         return self
+
+
+class BaselineConfig(Section):
+    """The `baseline` model: TF-IDF over word n-grams, then logistic regression (scikit-learn)."""
+
+    ngram_range: tuple[int, int] = Field(_BASELINE.ngram_range, description="shortest and longest word n-gram, e.g. [1, 2]")
+    min_df: int = Field(_BASELINE.min_df, ge=1, description="keep n-grams found in at least this many training reviews")
+    max_features: int | None = Field(
+        _BASELINE.max_features, ge=1, description="keep only the most frequent n-grams; none keeps all"
+    )
+    sublinear_tf: bool = Field(_BASELINE.sublinear_tf, description="1 + log(count) instead of the raw count")
+    C: float = Field(_BASELINE.C, gt=0, description="inverse regularisation strength of the logistic regression")
+    max_iter: int = Field(_BASELINE.max_iter, ge=1, description="iterations of the logistic regression solver")
+
+    @field_validator("ngram_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1]:
+            raise ValueError(f"expected 1 <= shortest <= longest, got {list(value)}")
+        return value
+
+    def settings(self) -> BaselineSettings:
+        return BaselineSettings(**self.model_dump())
+
+
+class EnsembleConfig(Section):
+    """The `ensemble`: a logistic-regression stacker over the trained models, fitted on the validation split."""
+
+    enabled: bool = Field(True, description="fit, evaluate and register the ensemble (needs two trained models or more)")
+    C: float = Field(1.0, gt=0, description="inverse regularisation strength of the stacker")
 
 
 class ScoringConfig(Section):
@@ -118,8 +151,11 @@ class ScoringConfig(Section):
     output_dir: Path = Field(Path("data/outbox"), description="scored files and manifests; quarantine/ for unreadable files")
     archive_dir: Path = Field(Path("data/archive"), description="inbox files move here once their output is complete")
     alias: str = Field("champion", min_length=1, description="registry alias of the model versions to use")
-    architectures: Architectures = Field(
-        default_factory=lambda: list(ARCHITECTURES), min_length=1
+    architectures: ScoringModels = Field(
+        default_factory=lambda: list(SCORING_MODELS),
+        min_length=1,
+        description="models to score with; `ensemble` makes prob_ensemble the registered ensemble's "
+        "(the mean of the others when none holds the alias)",
     )
     chunk_size: int = Field(2000, ge=1, description="rows read, scored and written at a time")
     max_file_bytes: int = Field(
@@ -162,6 +198,8 @@ class Config(Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     servers: ServersConfig = Field(default_factory=ServersConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

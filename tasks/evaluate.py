@@ -1,4 +1,8 @@
-"""Evaluate a trained classifier on the test split: metrics and plots on its child run."""
+"""Evaluate a trained classifier on the test split: metrics and plots on its child run.
+
+Every family goes through here (recurrent models on their token ids, the baseline on raw
+text), and the ensemble's evaluation uses the same metrics and plots (`record_evaluation`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ import numpy as np
 from prefect import task
 from sklearn import metrics as skm
 
+from models.baseline import BaselineClassifier
+from models.classifiers import load_classifier
 from models.sentiment import SentimentClassifier
 from tasks.caching import evaluate_inputs_key, reused
 from tasks.processes import in_own_process
-from tasks.records import Evaluation, PreparedData, TrainedModel
+from tasks.records import Evaluation, Predictions, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
 from tasks.train import limit_threads
 
@@ -36,24 +42,47 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
 
 
 def evaluate_model(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
-    """Score the whole test split and log metrics, curves, confusion matrix and ROC to the child run."""
+    """Score the validation and test splits; log test metrics, curves, confusion matrix and ROC to the child run.
+
+    The validation probabilities are kept (not logged as metrics): the ensemble is fitted on them.
+    """
     limit_threads(threads)
-    classifier = SentimentClassifier.load(trained.classifier_dir)
-    test_x, test_y = prepared.load("test", trained.seq_len)
-    probabilities = classifier.predict_sequences(test_x)
-    results = classification_metrics(test_y, probabilities)
+    classifier = load_classifier(trained.classifier_dir)
+    probabilities, labels = {}, {}
+    for split in ("validation", "test"):
+        if isinstance(classifier, BaselineClassifier):
+            texts, labels[split] = prepared.texts(split)
+            probabilities[split] = classifier.predict(texts)
+        else:
+            sequences, labels[split] = prepared.load(split, trained.seq_len)
+            probabilities[split] = classifier.predict_sequences(sequences)
+    predictions = Predictions(
+        validation=probabilities["validation"], validation_labels=labels["validation"],
+        test=probabilities["test"], test_labels=labels["test"],
+    )  # fmt: skip
+    return record_evaluation(trained, predictions, tracking, model_summary(classifier))
+
+
+def record_evaluation(trained: TrainedModel, predictions: Predictions, tracking: Tracking, summary: str) -> Evaluation:
+    """Test metrics and plots on the model's child run, which this finishes; the predictions kept beside its folder."""
+    path = trained.classifier_dir.parent / f"{trained.classifier_dir.name}.predictions.npz"
+    predictions.save(path)
+    results = classification_metrics(predictions.test_labels, predictions.test)
     log_metrics(tracking, trained.run_id, results)
-    log_figure(tracking, trained.run_id, training_curves(trained.history), "plots/training_curves.png")
-    log_figure(tracking, trained.run_id, confusion_matrix_plot(test_y, probabilities), "plots/confusion_matrix.png")
-    log_figure(tracking, trained.run_id, roc_plot(test_y, probabilities), "plots/roc_curve.png")
-    log_text(tracking, trained.run_id, model_summary(classifier), "model_summary.txt")
+    if trained.history:
+        log_figure(tracking, trained.run_id, training_curves(trained.history), "plots/training_curves.png")
+    log_figure(tracking, trained.run_id, confusion_matrix_plot(predictions.test_labels, predictions.test), "plots/confusion_matrix.png")
+    log_figure(tracking, trained.run_id, roc_plot(predictions.test_labels, predictions.test), "plots/roc_curve.png")
+    log_text(tracking, trained.run_id, summary, "model_summary.txt")
     plt.close("all")
     finish_run(tracking, trained.run_id, succeeded=True)
-    log.info("%s-%d: test accuracy %.4f, AUC %.4f", trained.architecture, trained.seq_len, results["test_accuracy"], results["test_auc"])
-    return Evaluation(trained=trained, metrics=results)
+    log.info("%s: test accuracy %.4f, AUC %.4f", trained.name, results["test_accuracy"], results["test_auc"])
+    return Evaluation(trained=trained, metrics=results, predictions_path=path)
 
 
-def model_summary(classifier: SentimentClassifier) -> str:
+def model_summary(classifier: SentimentClassifier | BaselineClassifier) -> str:
+    if isinstance(classifier, BaselineClassifier):
+        return classifier.summary()
     lines: list[str] = []
     classifier.model.summary(print_fn=lambda line, **_: lines.append(line))
     return "\n".join(lines)
@@ -92,13 +121,12 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
 
 def evaluate_in_own_process(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
     """`evaluate_model` in a process of its own, like the training (see tasks.processes)."""
-    name = f"{trained.architecture}-{trained.seq_len}"
-    return in_own_process(evaluate_model, name, trained, prepared, tracking, threads)
+    return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads)
 
 
 evaluate_task = task(
     evaluate_in_own_process,
     name="evaluate",
-    task_run_name="evaluate-{trained.architecture}-{trained.seq_len}",
+    task_run_name="evaluate-{trained.name}",
     **reused(evaluate_inputs_key),
 )

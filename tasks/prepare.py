@@ -26,7 +26,7 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
     The test split is only encoded here: it is read again only by the final evaluation.
     """
     started = time.perf_counter()
-    reviews = pd.read_parquet(table_path, columns=["text", "label", "split"])
+    reviews = pd.read_parquet(table_path, columns=["text", "label", "split"]).reset_index(drop=True)
     splits = split_for_training(reviews, settings.validation_fraction, seed)
     vocabulary = Vocabulary.fit(splits["train"]["text"], settings.vocab_size)
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,6 +34,8 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
     for name, frame in splits.items():
         encoded = [vocabulary.encode(text) for text in frame["text"]]
         np.save(folder / f"{name}-labels.npy", frame["label"].to_numpy(dtype=np.int32))
+        # Row positions in the table: models that read raw text (the baseline) see the same split.
+        np.save(folder / f"{name}-rows.npy", frame.index.to_numpy(dtype=np.int64))
         for seq_len in sorted(set(seq_lens)):
             Sequences.from_list([truncate(ids, seq_len, settings.keep) for ids in encoded]).save(
                 folder / f"{name}-{seq_len}.npz"
@@ -45,6 +47,7 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
     )
     return PreparedData(
         folder=folder,
+        table_path=table_path,
         vocab_size=vocabulary.size,
         keep=settings.keep,
         rows=rows,

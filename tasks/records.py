@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from models.architectures import run_name
 from models.batching import Sequences
 
 
@@ -32,9 +33,10 @@ class ValidationReport(BaseModel):
 
 
 class PreparedData(BaseModel):
-    """Where the encoded splits live."""
+    """Where the encoded splits live, and which rows of the table each split holds."""
 
     folder: Path
+    table_path: Path
     vocab_size: int
     keep: str
     rows: dict[str, int]
@@ -46,21 +48,57 @@ class PreparedData(BaseModel):
 
     def load(self, split: str, seq_len: int) -> tuple[Sequences, np.ndarray]:
         """Token ids of `split` cut to `seq_len`, and their labels."""
-        return Sequences.load(self.folder / f"{split}-{seq_len}.npz"), np.load(self.folder / f"{split}-labels.npy")
+        return Sequences.load(self.folder / f"{split}-{seq_len}.npz"), self.labels(split)
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.load(self.folder / f"{split}-labels.npy")
+
+    def texts(self, split: str) -> tuple[list[str], np.ndarray]:
+        """The raw review texts of `split` (the same rows, in the same order, as its token ids), and their labels."""
+        import pandas as pd
+
+        texts = pd.read_parquet(self.table_path, columns=["text"])["text"]
+        rows = np.load(self.folder / f"{split}-rows.npy")
+        return texts.iloc[rows].tolist(), self.labels(split)
 
 
 class TrainedModel(BaseModel):
     architecture: str
-    seq_len: int
+    seq_len: int | None  # None: the baseline and the ensemble read raw text or probabilities
     run_id: str
     classifier_dir: Path
     seconds: float
     history: dict[str, list[float]]
 
+    @property
+    def name(self) -> str:
+        """The child run's name: `bilstm-2494`, `baseline-tfidf`, `ensemble-stacked`."""
+        return run_name(self.architecture, self.seq_len)
+
 
 class Evaluation(BaseModel):
     trained: TrainedModel
     metrics: dict[str, float]
+    # P(positive) on the validation and test splits, with their labels (`Predictions`): what the ensemble is fitted on.
+    predictions_path: Path | None = None
+
+
+class Predictions(BaseModel):
+    """One model's probabilities on the validation and test splits, kept beside its folder as .npz."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    validation: np.ndarray
+    validation_labels: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{k: getattr(self, k) for k in type(self).model_fields})
+
+    @classmethod
+    def load(cls, path: Path) -> "Predictions":
+        with np.load(path, allow_pickle=False) as stored:
+            return cls(**{k: stored[k] for k in cls.model_fields})
 
 
 class Registration(BaseModel):
@@ -75,8 +113,9 @@ class ModelsInUse(BaseModel):
     """The registered versions a scoring run uses, with a scorer (texts -> P(positive)) for each."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    versions: dict[str, str]
-    scorers: dict[str, Any]
+    versions: dict[str, str]  # every model used, the ensemble too: `rnn` -> `reviewflow-rnn/3`
+    scorers: dict[str, Any]  # one per prob_<arch> column
+    ensemble: Any = None  # tasks.scoring.rows.EnsembleScorer when prob_ensemble is the registered ensemble's
 
 
 class FileOutcome(BaseModel):

@@ -11,7 +11,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.architectures import NOTEBOOK_ACCURACY
+from models.architectures import BASELINE, ENSEMBLE, NOTEBOOK_ACCURACY, RECURRENT, run_name
 from tasks.config import Config, tracking_settings
 from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
 from tasks.tracking import (
@@ -63,7 +63,7 @@ def record_reuse(evaluation: Evaluation, tracking: Tracking) -> Evaluation:
     if parent_of(tracking, trained.run_id) == tracking.parent_run_id:
         return evaluation
     run_id = copy_child_run(tracking, trained.run_id)
-    log.info("%s-%d: reused the model trained in MLflow run %s (%s)", trained.architecture, trained.seq_len, trained.run_id, trained.classifier_dir)
+    log.info("%s: reused the model trained in MLflow run %s (%s)", trained.name, trained.run_id, trained.classifier_dir)
     return evaluation.model_copy(update={"trained": trained.model_copy(update={"run_id": run_id})})
 
 
@@ -86,6 +86,9 @@ def flatten(values: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+MARGINS = ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")  # the margin columns of the comparison
+
+
 def publish_comparison(evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking) -> list[dict]:
     """The table of the trained models, logged to the parent run and published in Prefect."""
     table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations})
@@ -99,47 +102,87 @@ def publish_comparison(evaluations: list[Evaluation], registrations: list[Regist
         tracking,
         parent,
         {
-            "mlflow.note.content": f"Best: {best['architecture']}-{best['seq_len']} "
-            f"(test accuracy {best['test_accuracy']:.4f}, AUC {best['test_auc']:.4f}).\n\n{markdown}"
+            "mlflow.note.content": f"Best: {run_name(best['architecture'], best['seq_len'] or None)} "
+            f"(test accuracy {best['test_accuracy']:.4f}, AUC {best['test_auc']:.4f}).{verdict(table)}\n\n{markdown}"
         },
     )
-    create_table_artifact(key="model-comparison", table=table.to_dict(orient="records"), description="Test metrics of the trained models")
+    rows = records(table)
+    create_table_artifact(key="model-comparison", table=rows, description="Test metrics of the trained models, with margins over the baseline")
     create_markdown_artifact(key="training-summary", markdown=markdown, description="Models trained, with links to their MLflow runs")
-    return table.to_dict(orient="records")
+    return rows
+
+
+def records(table: pd.DataFrame) -> list[dict]:
+    """The table's rows with None where a figure is missing (NaN is not JSON)."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """One sentence: does the best recurrent model beat the baseline, and at what cost (empty without both)."""
+    recurrent = table[table["architecture"].isin(RECURRENT)]
+    if recurrent.empty or table["acc_vs_baseline"].isna().all():
+        return ""
+    best = recurrent.sort_values("test_accuracy", ascending=False).iloc[0]
+    return (
+        f" Best recurrent model {best['architecture']}-{best['seq_len']}: {best['acc_vs_baseline']:+.4f} accuracy and "
+        f"{best['auc_vs_baseline']:+.4f} AUC against the TF-IDF baseline, for {best['time_x_baseline']:.1f}x its training time."
+    )
 
 
 def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], tracking: Tracking) -> str:
     run_ids = {e.trained.architecture: e.trained.run_id for e in evaluations}
     lines = [
-        "| model | test accuracy | notebook | AUC | F1 | train s | version | alias | MLflow run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | test accuracy | notebook | AUC | F1 | train s | accuracy vs baseline | AUC vs baseline | time vs baseline | version | alias | MLflow run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table.to_dict(orient="records"):
-        notebook = NOTEBOOK_ACCURACY.get(row["architecture"])
-        url = run_url(tracking, run_ids[row["architecture"]])
-        link = f"[{run_ids[row['architecture']][:8]}]({url})" if url else run_ids[row["architecture"]][:8]
+        architecture = row["architecture"]
+        notebook = NOTEBOOK_ACCURACY.get(architecture)
+        url = run_url(tracking, run_ids[architecture])
+        link = f"[{run_ids[architecture][:8]}]({url})" if url else run_ids[architecture][:8]
+        margins = [_shown(row[k], f) for k, f in zip(MARGINS, ("{:+.4f}", "{:+.4f}", "{:.1f}x"))]
         lines.append(
-            f"| {row['architecture']}-{row['seq_len']} | {row['test_accuracy']:.4f} | "
+            f"| {run_name(architecture, row['seq_len'] or None)} | {row['test_accuracy']:.4f} | "
             f"{notebook if notebook is not None else 'none'} | {row['test_auc']:.4f} | {row['test_f1']:.4f} | "
-            f"{row['train_seconds']:.0f} | {row['version']} | {row['alias']} | {link} |"
+            f"{row['train_seconds']:.0f} | {' | '.join(margins)} | {row['version']} | {row['alias']} | {link} |"
         )
+    if ENSEMBLE in run_ids:
+        lines.append("\nThe ensemble's training time is its members' added up, plus its own fit on the validation split.")
     return "\n".join(lines)
 
 
+def _shown(value: float | None, pattern: str) -> str:
+    return "" if value is None or value != value else pattern.format(value)
+
+
 def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """One row per architecture, the columns the CLI prints and MLflow/Prefect show."""
+    """One row per model, the columns the CLI prints and MLflow/Prefect show.
+
+    Margins over the baseline (when it was trained): test accuracy and AUC differences, and
+    the training time as a multiple of the baseline's; empty on the baseline's own row.
+    """
+    baseline = next((e for e in evaluations if e.trained.architecture == BASELINE), None)
     rows = []
     for evaluation in evaluations:
         trained = evaluation.trained
         version, alias = registrations.get(trained.architecture, ("", ""))
+        compared = baseline is not None and evaluation is not baseline
+        margins = dict.fromkeys(MARGINS)
+        if compared:
+            margins = {  # `+ 0.0`: a difference that rounds to zero shows as 0.0000, not -0.0000
+                "acc_vs_baseline": round(evaluation.metrics["test_accuracy"] - baseline.metrics["test_accuracy"], 4) + 0.0,
+                "auc_vs_baseline": round(evaluation.metrics["test_auc"] - baseline.metrics["test_auc"], 4) + 0.0,
+                "time_x_baseline": round(trained.seconds / max(baseline.trained.seconds, 1e-9), 1),
+            }
         rows.append(
             {
                 "architecture": trained.architecture,
-                "seq_len": trained.seq_len,
+                "seq_len": trained.seq_len if trained.seq_len is not None else "",
                 "test_accuracy": round(evaluation.metrics["test_accuracy"], 4),
                 "test_auc": round(evaluation.metrics["test_auc"], 4),
                 "test_f1": round(evaluation.metrics["test_f1"], 4),
                 "train_seconds": round(trained.seconds, 1),
+                **margins,
                 "version": version,
                 "alias": alias,
             }

@@ -6,6 +6,7 @@ tasks run in other threads and processes).
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import tempfile
@@ -26,11 +27,15 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
+from models.architectures import ENSEMBLE, run_name
+from models.classifiers import is_baseline
 from tasks.config import TrackingConfig
 from tasks.errors import ReviewflowError, one_line, redacted
 
 log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+ENSEMBLE_CODE = Path(__file__).with_name("pyfunc_ensemble.py")
+ENSEMBLE_SPEC = "ensemble.json"  # the ensemble's artifact: its stacker and pinned member versions
 MODELS_PACKAGE = Path(__file__).resolve().parents[1] / "models"
 CHAMPION, CHALLENGER = "champion", "challenger"
 REUSED_FROM_TAG = "reviewflow.reused_from_run"
@@ -111,11 +116,11 @@ def start_parent_run(tracking: Tracking, run_name: str, params: dict[str, Any], 
     return run.info.run_id
 
 
-def start_child_run(tracking: Tracking, architecture: str, seq_len: int, params: dict[str, Any]) -> str:
-    """The nested run of one architecture: named `<arch>-<seq_len>`, tagged `architecture`."""
+def start_child_run(tracking: Tracking, architecture: str, seq_len: int | None, params: dict[str, Any]) -> str:
+    """The nested run of one model: named `<arch>-<seq_len>` (`baseline-tfidf`, `ensemble-stacked`), tagged `architecture`."""
     client = tracking.client()
     tags = {"mlflow.parentRunId": tracking.parent_run_id, "architecture": architecture}
-    run = client.create_run(tracking.experiment_id, run_name=f"{architecture}-{seq_len}", tags=tags)
+    run = client.create_run(tracking.experiment_id, run_name=run_name(architecture, seq_len), tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     return run.info.run_id
 
@@ -239,13 +244,22 @@ def registered_name(tracking: Tracking, architecture: str) -> str:
 
 
 def log_and_register(
-    tracking: Tracking, run_id: str, architecture: str, classifier_dir: Path, input_example: pd.DataFrame
+    tracking: Tracking, run_id: str, architecture: str, model_dir: Path, input_example: pd.DataFrame
 ) -> str:
-    """Log the text-in pyfunc model in the run and register it; returns the new version."""
+    """Log the text-in pyfunc model in the run and register it; returns the new version.
+
+    A classifier folder travels as the artifact `classifier`; the ensemble's `ensemble.json`
+    (stacker and member versions) as `ensemble`, its members staying in the registry.
+    """
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, pd.Series([0.5] * len(input_example), name="prob_positive"))
     name = registered_name(tracking, architecture)
+    if architecture == ENSEMBLE:
+        code, artifacts, requirements = ENSEMBLE_CODE, {"ensemble": str(model_dir / ENSEMBLE_SPEC)}, _pip_requirements(True, True)
+    else:
+        baseline = is_baseline(model_dir)
+        code, artifacts, requirements = PYFUNC_CODE, {"classifier": str(model_dir)}, _pip_requirements(not baseline, baseline)
     tracking.client()
     try:
         if tracking.tracking_uri.startswith(("http://", "https://")):
@@ -253,32 +267,42 @@ def log_and_register(
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name=LOGGED_MODEL_FOLDER,
-                python_model=str(PYFUNC_CODE),
-                artifacts={"classifier": str(classifier_dir)},
+                python_model=str(code),
+                artifacts=artifacts,
                 code_paths=[str(MODELS_PACKAGE)],
                 signature=signature,
                 input_example=input_example,
-                pip_requirements=_pip_requirements(),
+                pip_requirements=requirements,
                 registered_model_name=name,
             )
     except (MlflowException, ReviewflowError) as exc:
         reason = str(exc) if isinstance(exc, ReviewflowError) else one_line(exc)
         raise ReviewflowError(redacted(
             f"registering {name} at {tracking.tracking_uri} failed: {reason} "
-            f"(the trained model stays in {classifier_dir}; run again to register it without training)"
+            f"(the trained model stays in {model_dir}; run again to register it without training)"
         )) from None  # fmt: skip
     return str(info.registered_model_version)
 
 
-def _pip_requirements() -> list[str]:
+def _pip_requirements(tensorflow: bool, sklearn: bool) -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    wanted = ["keras", "numpy", "pandas", "mlflow"]
-    try:
-        wanted.append(f"tensorflow-cpu=={version('tensorflow-cpu')}")
-    except PackageNotFoundError:
-        wanted.append("tensorflow")
-    return [w if "==" in w else f"{w}=={version(w)}" for w in wanted]
+    wanted = ["numpy", "pandas", "mlflow"]
+    if sklearn:
+        wanted += ["scikit-learn", "scipy"]
+    if tensorflow:
+        wanted.append("keras")
+        try:
+            wanted.append(f"tensorflow-cpu=={version('tensorflow-cpu')}")
+        except PackageNotFoundError:
+            wanted.append("tensorflow")
+    return [w if "==" in w or w == "tensorflow" else f"{w}=={version(w)}" for w in wanted]
+
+
+def set_model_version_tags(tracking: Tracking, name: str, version: str, tags: dict[str, str]) -> None:
+    client = tracking.client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def apply_champion_gate(tracking: Tracking, architecture: str, version: str, score: float) -> tuple[str, float | None]:
@@ -330,6 +354,31 @@ def load_registered_models(
         scorers[architecture] = _scorer(model)
         versions[architecture] = f"{name}/{version}"
     return scorers, versions
+
+
+def load_model_version(tracking: Tracking, name: str, version: str) -> Callable[[list[str]], np.ndarray]:
+    """The scorer of one exact registered version."""
+    tracking.client()
+    return _scorer(mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
+
+
+def registered_ensemble(tracking: Tracking, alias: str) -> tuple[str, dict[str, Any]] | None:
+    """The version of `reviewflow-ensemble` holding `alias` (`reviewflow-ensemble/4`) and its
+    `ensemble.json` (stacker, pinned member versions), read without loading its members; None
+    when no version holds the alias."""
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    client = tracking.client()
+    name = registered_name(tracking, ENSEMBLE)
+    try:
+        version = str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        repository = ModelsArtifactRepository(f"models:/{name}/{version}")
+        local = repository.download_artifacts(f"artifacts/{ENSEMBLE_SPEC}", folder)
+        spec = json.loads(Path(local).read_text(encoding="utf-8"))
+    return f"{name}/{version}", spec
 
 
 def _scorer(model: Any) -> Callable[[list[str]], np.ndarray]:

@@ -26,6 +26,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
+from models.architectures import ENSEMBLE
 from tasks.errors import ReviewflowError, one_line
 from tasks.files import atomic_write, remove_stale_temporaries, write_json
 from tasks.formats import FORMATS, Format, FormatError, Layout, format_of, split_name
@@ -33,7 +34,7 @@ from tasks.formats.base import too_large
 from tasks.records import FileOutcome
 from tasks.scoring.checks import input_problems
 from tasks.scoring.discovery import inputs_in, leaves
-from tasks.scoring.rows import Scorer, output_columns, score_chunk
+from tasks.scoring.rows import EnsembleScorer, Scorer, ensemble_source, output_columns, score_chunk
 from tasks.scoring.safety import free_name, lock, quarantine
 from tasks.scoring.textfolder import TextFolder
 
@@ -69,24 +70,27 @@ class _Input:
 
 def score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
-    quarantine_move: bool = False, limits: Limits = Limits(),
+    quarantine_move: bool = False, limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
 ) -> FileOutcome:  # fmt: skip
-    """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it."""
+    """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it.
+
+    `prob_ensemble` is `ensemble`'s (the registered ensemble) when given, else the mean of the columns.
+    """
     path, output_dir = Path(path), Path(output_dir)
-    _check_models(scorers, versions, chunk_size)
+    _check_models(scorers, versions, chunk_size, ensemble)
     try:
-        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits)
+        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits, ensemble)
     except OSError as exc:  # reading errors quarantine the input; these are the run's (disk full, permissions)
         raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or one_line(exc)}") from None
 
 
 def score_inbox(
     inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
-    limits: Limits = Limits(),
+    limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
 ) -> list[FileOutcome]:  # fmt: skip
     """Score every file in the inbox exactly once; move each to archive_dir only after its output is complete; unreadable ones are moved to quarantine."""
     inbox, output_dir, archive_dir = Path(inbox), Path(output_dir), Path(archive_dir)
-    _check_models(scorers, versions, chunk_size)
+    _check_models(scorers, versions, chunk_size, ensemble)
     (inbox / ".locks").mkdir(parents=True, exist_ok=True)
     outcomes = []
     for entry in inputs_in(inbox, root=inbox):
@@ -102,7 +106,7 @@ def score_inbox(
                 quarantine(entry, output_dir, reason, move=True)
                 outcomes.append(_outcome(entry, "quarantined", start, reason=reason))
             else:
-                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits))
+                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits, ensemble))
                 if outcomes[-1].status != "quarantined":
                     archive_dir.mkdir(parents=True, exist_ok=True)
                     shutil.move(entry, free_name(archive_dir / entry.name))
@@ -111,7 +115,7 @@ def score_inbox(
 
 def _score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool,
-    limits: Limits,
+    limits: Limits, ensemble: EnsembleScorer | None,
 ) -> FileOutcome:  # fmt: skip
     start, started_at = time.monotonic(), _utc_now()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -134,14 +138,14 @@ def _score_file(
             layout = source.reader.layout(path, chunk_size)
         if problems := input_problems(layout):
             raise _Unreadable(problems)
-        rows, failed = _write_output(source, layout, scorers, chunk_size, limits.max_review_chars)
+        rows, failed = _write_output(source, layout, scorers, chunk_size, limits.max_review_chars, ensemble)
     except _Unreadable as exc:
         reason = one_line(str(exc))
         quarantine(path, output_dir, reason, move)
         return _outcome(path, "quarantined", start, reason=reason)
     write_json(source.manifest, {
         "input": os.path.abspath(path), "input_sha256": sha256, "versions": versions,
-        "rows": rows, "scored": rows - failed, "failed": failed,
+        "prob_ensemble": ensemble_source(scorers, ensemble), "rows": rows, "scored": rows - failed, "failed": failed,
         "started": started_at, "finished": _utc_now(), "output": source.output.name, "id_column": layout.id_column or ROW,
     })  # fmt: skip
     outcome = _outcome(path, "scored", start, source.output, rows, failed)
@@ -174,7 +178,8 @@ def _reading() -> Iterator[None]:
 
 
 def _write_output(
-    source: _Input, layout: Layout, scorers: dict[str, Scorer], chunk_size: int, max_chars: int | None
+    source: _Input, layout: Layout, scorers: dict[str, Scorer], chunk_size: int, max_chars: int | None,
+    ensemble: EnsembleScorer | None,
 ) -> tuple[int, int]:
     """Score the input chunk by chunk into a temporary file renamed into place when complete; (rows, failed)."""
     id_name = layout.id_column or ROW
@@ -188,7 +193,7 @@ def _write_output(
                 ids, texts = next(chunks, (None, None))
             if texts is None:
                 break
-            frame = score_chunk(texts, scorers, max_chars)
+            frame = score_chunk(texts, scorers, max_chars, ensemble)
             frame.insert(0, id_name, ids if ids is not None else range(rows, rows + len(texts)))
             writer.write(frame)
             rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())
@@ -207,9 +212,14 @@ def _previous_manifest(source: _Input, sha256: str, versions: dict[str, str]) ->
     return previous if same == (sha256, versions, source.output.name) and source.output.is_file() else None
 
 
-def _check_models(scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int) -> None:
-    if not scorers or set(scorers) != set(versions):
-        raise ReviewflowError(f"need one version per model: got models {sorted(scorers)}, versions {sorted(versions)}")
+def _check_models(scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, ensemble: EnsembleScorer | None) -> None:
+    models = set(scorers) | ({ENSEMBLE} if ensemble is not None else set())
+    if not models or models != set(versions):
+        raise ReviewflowError(f"need one version per model: got models {sorted(models)}, versions {sorted(versions)}")
+    if ensemble is not None:
+        missing = [m for m in ensemble.stacker.members if m not in ensemble.scorers and m not in scorers]
+        if missing:
+            raise ReviewflowError(f"the ensemble's members {missing} have neither a column nor a scorer")
     if chunk_size < 1:
         raise ReviewflowError(f"chunk size must be at least 1 (got {chunk_size})")
 

@@ -7,6 +7,7 @@ import pytest
 
 from tasks.caching import (
     RECORD_SERIALIZER,
+    baseline_key,
     code_version,
     drop_unusable_entry,
     evaluate_key,
@@ -86,6 +87,18 @@ def test_stage_keys_follow_their_data_digest_section_and_code():
     assert evaluate_key("run1", "fp", 100, CODE) != evaluate_key("run1", "fp", 100, "new")
 
 
+def test_the_baseline_key_follows_its_own_section_not_the_recurrent_settings():
+    def key(*overrides: str, store: str = "sqlite:////s.db#1") -> str:
+        config = load_config("smoke", list(overrides))
+        return baseline_key(prepared_fingerprint("t4b1e", config.prepare, config.train.seed), config.baseline, store, CODE)
+
+    assert key() == key("train.epochs=2") == key("train.architectures=baseline") == key("ensemble.C=3")
+    for setting in ("baseline.C=1", "baseline.min_df=3", "baseline.ngram_range=[1,3]", "baseline.max_features=1000",
+                    "baseline.sublinear_tf=false", "prepare.validation_fraction=0.2", "train.seed=7"):  # fmt: skip
+        assert key(setting) != key(), setting
+    assert key(store="http://mlflow:5000#1") != key()
+
+
 def test_code_version_is_a_digest_of_the_sources():
     assert len(code_version()) == 64 and code_version() == code_version()
 
@@ -127,7 +140,7 @@ def test_records_round_trip_through_the_json_serializer(tmp_path):
     evaluation = _evaluation(tmp_path)
     back = RECORD_SERIALIZER.loads(RECORD_SERIALIZER.dumps(evaluation))
     assert type(back) is Evaluation and back == evaluation and isinstance(back.trained.classifier_dir, Path)
-    prepared = PreparedData(folder=tmp_path, vocab_size=10, keep="end", rows={"train": 1}, fingerprint="fp")
+    prepared = PreparedData(folder=tmp_path, table_path=tmp_path / "t.parquet", vocab_size=10, keep="end", rows={"train": 1}, fingerprint="fp")
     assert RECORD_SERIALIZER.loads(RECORD_SERIALIZER.dumps(prepared)) == prepared
     with pytest.raises(TypeError):
         RECORD_SERIALIZER.dumps(object())

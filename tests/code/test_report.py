@@ -10,7 +10,7 @@ from flows.cli import format_table
 from tasks.evaluate import classification_metrics
 from tasks.prepare import split_for_training
 from tasks.records import Evaluation, TrainedModel
-from tasks.report import comparison_markdown, comparison_table, flatten
+from tasks.report import comparison_markdown, comparison_table, flatten, records, verdict
 from tasks.tracking import Tracking
 
 
@@ -55,12 +55,12 @@ def test_split_for_training_carves_a_stratified_validation_split_from_train_only
     assert list(again["validation"].index) == list(splits["validation"].index)  # the seed fixes it
 
 
-def _evaluation(architecture: str, seq_len: int, accuracy: float) -> Evaluation:
+def _evaluation(architecture: str, seq_len: int | None, accuracy: float, auc: float = 0.9, seconds: float = 12.34) -> Evaluation:
     trained = TrainedModel(
         architecture=architecture, seq_len=seq_len, run_id=f"{architecture}0123456789", classifier_dir=Path("m"),
-        seconds=12.34, history={},
+        seconds=seconds, history={},
     )  # fmt: skip
-    return Evaluation(trained=trained, metrics={"test_accuracy": accuracy, "test_auc": 0.9, "test_f1": 0.8})
+    return Evaluation(trained=trained, metrics={"test_accuracy": accuracy, "test_auc": auc, "test_f1": 0.8})
 
 
 def test_comparison_table_and_markdown_name_each_model_with_its_registration_and_run():
@@ -68,7 +68,8 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
     table = comparison_table(evaluations, {"rnn": ("3", "champion")})
     assert table.to_dict(orient="records")[0] == {
         "architecture": "rnn", "seq_len": 100, "test_accuracy": 0.8123, "test_auc": 0.9, "test_f1": 0.8,
-        "train_seconds": 12.3, "version": "3", "alias": "champion",
+        "train_seconds": 12.3, "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None,
+        "version": "3", "alias": "champion",
     }  # fmt: skip
     assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
 
@@ -81,6 +82,34 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
     assert comparison_markdown(table, evaluations, embedded).splitlines()[2].endswith("| rnn01234 |")  # no UI to link
 
 
+def test_margins_over_the_baseline_for_every_other_model():
+    evaluations = [
+        _evaluation("rnn", 100, 0.80, auc=0.87, seconds=40.0),
+        _evaluation("bilstm", 2494, 0.85, auc=0.92, seconds=300.0),
+        _evaluation("baseline", None, 0.90, auc=0.96, seconds=25.0),
+        _evaluation("ensemble", None, 0.92, auc=0.97, seconds=366.0),
+    ]
+    table = comparison_table(evaluations, {})
+    rows = {row["architecture"]: row for row in records(table)}
+    assert (rows["rnn"]["acc_vs_baseline"], rows["rnn"]["auc_vs_baseline"], rows["rnn"]["time_x_baseline"]) == (-0.1, -0.09, 1.6)
+    assert (rows["bilstm"]["acc_vs_baseline"], rows["bilstm"]["time_x_baseline"]) == (-0.05, 12.0)
+    assert (rows["ensemble"]["acc_vs_baseline"], rows["ensemble"]["auc_vs_baseline"]) == (0.02, 0.01)
+    # The baseline is the reference: no margins on its own row; no length for the models that read text.
+    assert [rows["baseline"][k] for k in ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")] == [None, None, None]
+    assert rows["baseline"]["seq_len"] == "" and rows["rnn"]["seq_len"] == 100
+
+    server = Tracking(tracking_uri="sqlite:///x.db", experiment_id="7", registered_model_prefix="reviewflow-")
+    markdown = comparison_markdown(table, evaluations, server)
+    assert "| accuracy vs baseline | AUC vs baseline | time vs baseline |" in markdown.splitlines()[0]
+    assert "| bilstm-2494 | 0.8500 | none | 0.9200 | 0.8000 | 300 | -0.0500 | -0.0400 | 12.0x |" in markdown
+    assert "| baseline-tfidf | 0.9000 | none | 0.9600 | 0.8000 | 25 |  |  |  |" in markdown
+    assert "| ensemble-stacked | 0.9200 |" in markdown and "members' added up" in markdown
+    assert verdict(table) == (
+        " Best recurrent model bilstm-2494: -0.0500 accuracy and -0.0400 AUC against the TF-IDF baseline, for 12.0x its training time."
+    )
+    assert verdict(comparison_table(evaluations[:2], {})) == ""  # no baseline, no margins
+
+
 def test_format_table_aligns_text_left_and_numbers_right():
     rows = [{"model": "rnn", "accuracy": 0.81234, "seconds": 38}, {"model": "bilstm", "accuracy": 0.9, "seconds": 301}]
     assert format_table(rows).splitlines() == [
@@ -89,3 +118,5 @@ def test_format_table_aligns_text_left_and_numbers_right():
         "rnn       0.8123       38",
         "bilstm    0.9000      301",
     ]
+    blanks = [{"model": "baseline", "margin": None}, {"model": "rnn", "margin": -0.05}]
+    assert format_table(blanks).splitlines()[2:] == ["baseline         ", "rnn       -0.0500"]

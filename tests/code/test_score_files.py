@@ -642,3 +642,61 @@ def test_two_concurrent_inbox_runs_score_every_file_exactly_once(workdir: Path) 
     assert sorted(p.name for p in archive.iterdir()) == sorted(names)
     assert sorted(p.name for p in out.glob("*.manifest.json")) == sorted(f"{n}.manifest.json" for n in names)
     assert [p.name for p in inbox.iterdir()] == [".locks"] and no_temporaries(workdir)
+
+
+# --- the registered ensemble -------------------------------------------------------------------------
+
+
+def test_prob_ensemble_is_the_registered_ensemble_s_and_the_manifest_says_which(workdir: Path) -> None:
+    """A member whose pinned version is a column is read from it; another is scored by its own pinned version."""
+    from models.ensemble import Stacker
+    from tasks.scoring.rows import EnsembleScorer
+
+    source = write_input(workdir / "in" / "r.csv", [{"review_id": rid, "text": text} for rid, text in REVIEWS] + [{"review_id": "r5", "text": " "}])
+    recorder, pinned_old_bigru = Recorder(), Recorder()
+    stacker = Stacker(("rnn", "bigru"), (1.5, -0.5), 0.25)
+    ensemble = EnsembleScorer(
+        version="reviewflow-ensemble/2", stacker=stacker, members={"rnn": "reviewflow-rnn/3", "bigru": "reviewflow-bigru/6"},
+        scorers={"bigru": lambda texts: np.full(len(texts), 0.5)},  # bigru/6 is not the column's bigru/7
+    )  # fmt: skip
+    versions = {"rnn": "reviewflow-rnn/3", "bigru": "reviewflow-bigru/7", "ensemble": "reviewflow-ensemble/2"}
+    outcome = score_file(source, workdir / "out", recorder.scorers, versions, 1000, ensemble=ensemble)
+
+    assert outcome.status == "scored" and outcome.failed_rows == 1
+    frame = read_output(workdir / "out" / "r.scored.csv")
+    texts = [text for _, text in REVIEWS]
+    expected = stacker.predict({"rnn": np.array([rnn_probability(t) for t in texts]), "bigru": np.full(4, 0.5)})
+    np.testing.assert_allclose(frame["prob_ensemble"][:4], expected)
+    assert np.isnan(frame["prob_ensemble"][4]) and frame["error"][4] == "empty text"
+    assert list(frame["sentiment"][:4]) == ["positive" if p >= 0.5 else "negative" for p in expected]
+    assert recorder.texts == texts  # the rnn column was computed once, and reused by the ensemble
+    manifest = json.loads((workdir / "out" / "r.csv.manifest.json").read_text())
+    assert manifest["versions"] == versions
+    assert manifest["prob_ensemble"] == {
+        "source": "registered ensemble", "model": "reviewflow-ensemble/2", "members": ensemble.members,
+        "weights": {"rnn": 1.5, "bigru": -0.5}, "intercept": 0.25,
+    }  # fmt: skip
+
+    only = score_file(source, workdir / "only", {}, {"ensemble": "reviewflow-ensemble/2"}, 1000,
+                      ensemble=EnsembleScorer("reviewflow-ensemble/2", stacker, ensemble.members,
+                                              {"rnn": recorder.rnn, "bigru": lambda texts: np.full(len(texts), 0.5)}))  # fmt: skip
+    assert only.status == "scored"
+    alone = read_output(workdir / "only" / "r.scored.csv")
+    assert list(alone.columns) == ["review_id", "prob_ensemble", "sentiment", "error"]
+    np.testing.assert_allclose(alone["prob_ensemble"][:4], expected)
+
+
+def test_without_a_registered_ensemble_the_manifest_says_prob_ensemble_is_the_mean(workdir: Path) -> None:
+    source = write_input(workdir / "in" / "r.csv", [{"text": text} for _, text in REVIEWS])
+    score(source, workdir / "out")
+    manifest = json.loads((workdir / "out" / "r.csv.manifest.json").read_text())
+    assert manifest["prob_ensemble"] == {"source": "mean", "of": ["prob_rnn", "prob_bigru"]}
+
+
+def test_an_ensemble_member_with_neither_column_nor_scorer_is_refused(workdir: Path) -> None:
+    from models.ensemble import Stacker
+    from tasks.scoring.rows import EnsembleScorer
+
+    ensemble = EnsembleScorer("reviewflow-ensemble/2", Stacker(("rnn", "bilstm"), (1.0, 1.0), 0.0), {})
+    with pytest.raises(ReviewflowError, match=r"members \['bilstm'\] have neither a column nor a scorer"):
+        score_file(workdir / "r.csv", workdir / "out", Recorder().scorers, {**VERSIONS, "ensemble": "e/2"}, 10, ensemble=ensemble)

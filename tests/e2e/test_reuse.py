@@ -3,10 +3,10 @@
 One sequence of `reviewflow train --profile smoke` runs in the same folder, PREFECT_HOME and
 embedded MLflow store (each run starts its own temporary Prefect server):
 1. only rnn and birnn (as if the run had stopped after two models);
-2. all four, with a registered-model prefix the registry refuses: rnn and birnn are reused,
-   bigru and bilstm train, and registration fails with one line;
-3. all four with the prefix fixed and settings that do not change models: nothing trains,
-   all four are registered;
+2. all five (the four and the baseline), with a registered-model prefix the registry refuses:
+   rnn and birnn are reused, bigru, bilstm and the baseline train, and registration fails with one line;
+3. all five with the prefix fixed and settings that do not change models: nothing trains,
+   all five are registered, and the ensemble (fitted anew every run, in a second) with them;
 4. `--fresh` for rnn: everything is computed again.
 """
 
@@ -67,12 +67,13 @@ def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
     assert first.trained() == ["birnn", "rnn"]
     assert second.trained() == ["bigru", "bilstm"]
     assert second.task_states("train") == {
-        "train-rnn-100": "Cached", "train-birnn-100": "Cached", "train-bigru-100": "Completed", "train-bilstm-2494": "Completed"
+        "train-rnn-100": "Cached", "train-birnn-100": "Cached", "train-bigru-100": "Completed", "train-bilstm-2494": "Completed",
+        "train-baseline-tfidf": "Completed",
     }  # fmt: skip
     assert second.task_states("evaluate")["evaluate-rnn-100"] == "Cached"
     assert {second.task_states(stage)[name] for stage in ("ingest", "validate") for name in second.task_states(stage)} == {"Cached"}
     # Each model still has its child run in the new parent, the reused ones saying where they came from.
-    assert sorted(second.children) == ["bigru", "bilstm", "birnn", "rnn"]
+    assert sorted(second.children) == ["baseline", "bigru", "bilstm", "birnn", "rnn"]  # it failed before the ensemble
     for architecture in ("rnn", "birnn"):
         copy, original = second.children[architecture], first.children[architecture]
         assert copy.data.tags[REUSED_TAG] == original.info.run_id
@@ -84,7 +85,7 @@ def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
         assert {a.path for a in client.list_artifacts(copy.info.run_id, "plots")} == {
             "plots/training_curves.png", "plots/confusion_matrix.png", "plots/roc_curve.png"
         }  # fmt: skip
-    for architecture in ("bigru", "bilstm"):
+    for architecture in ("bigru", "bilstm", "baseline"):
         assert REUSED_TAG not in second.children[architecture].data.tags
 
 
@@ -97,9 +98,13 @@ def test_a_registration_failure_is_one_line_and_the_rerun_registers_without_trai
 
     assert third.result.returncode == 0, third.result.stderr[-3000:]
     assert third.trained() == []
-    assert set(third.task_states("train").values()) == {"Cached"} and len(third.task_states("train")) == 4
-    trained_in = {"rnn": first, "birnn": first, "bigru": second, "bilstm": second}
-    assert sorted(third.children) == sorted(trained_in)
+    assert set(third.task_states("train").values()) == {"Cached"} and len(third.task_states("train")) == 5
+    trained_in = {"rnn": first, "birnn": first, "bigru": second, "bilstm": second, "baseline": second}
+    assert sorted(third.children) == sorted([*trained_in, "ensemble"])
+    ensemble = third.children.pop("ensemble")
+    assert REUSED_TAG not in ensemble.data.tags
+    (version,) = client.search_model_versions(f"run_id = '{ensemble.info.run_id}'")
+    assert version.name == "reviewflow-ensemble"
     for architecture, child in third.children.items():
         # Always the run that trained the model, never a copy of it.
         assert child.data.tags[REUSED_TAG] == trained_in[architecture].children[architecture].info.run_id

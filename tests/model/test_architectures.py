@@ -1,4 +1,4 @@
-"""The four architectures: the notebook's layer specs, masking, and length bucketing."""
+"""The four recurrent architectures: the notebook's layer specs, masking, and length bucketing; the names of every family."""
 
 import ast
 from pathlib import Path
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from models.architectures import ARCHITECTURES, build_model
+from models.architectures import ARCHITECTURES, BASELINE, ENSEMBLE, RECURRENT, SCORING_MODELS, build_model, run_name
 from models.batching import Sequences
 from models.sentiment import SentimentClassifier
 from models.text import Vocabulary
@@ -18,24 +18,24 @@ EXPECTED_LAYERS = {
     "bigru": ["Embedding", "Bidirectional", "Bidirectional", "Dense", "Dense"],
     "bilstm": ["Embedding", "Bidirectional", "Dense", "Dense"],
 }
-RECURRENT = {"birnn": "SimpleRNN", "bigru": "GRU", "bilstm": "LSTM"}
+RECURRENT_LAYER = {"birnn": "SimpleRNN", "bigru": "GRU", "bilstm": "LSTM"}
 
 
-@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+@pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_layer_specs_match_the_notebook(architecture):
     model = build_model(architecture, vocab_size=100)
     layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
     assert [l.__class__.__name__ for l in layers] == EXPECTED_LAYERS[architecture]
     embedding = layers[0]
     assert embedding.input_dim == 100 and embedding.output_dim == 64 and embedding.mask_zero
-    if architecture in RECURRENT:
-        assert all(l.forward_layer.__class__.__name__ == RECURRENT[architecture] for l in layers[1:-2])
+    if architecture in RECURRENT_LAYER:
+        assert all(l.forward_layer.__class__.__name__ == RECURRENT_LAYER[architecture] for l in layers[1:-2])
         assert all(l.forward_layer.units == 64 for l in layers[1:-2])
     assert layers[-2].units == 64 and layers[-2].activation.__name__ == "relu"
     assert layers[-1].units == 1 and layers[-1].activation.__name__ == "sigmoid"
 
 
-@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+@pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_the_same_seed_builds_the_same_initial_weights(architecture):
     def weights(seed: int) -> list[np.ndarray]:
         keras.utils.set_random_seed(seed)
@@ -49,7 +49,11 @@ def test_the_same_seed_builds_the_same_initial_weights(architecture):
 def test_names_lengths_and_notebook_figures_cover_the_same_architectures():
     from models.architectures import NOTEBOOK_ACCURACY, NOTEBOOK_SEQ_LEN
 
-    assert tuple(NOTEBOOK_SEQ_LEN) == ARCHITECTURES == tuple(NOTEBOOK_ACCURACY)
+    assert tuple(NOTEBOOK_SEQ_LEN) == RECURRENT == tuple(NOTEBOOK_ACCURACY)
+    assert ARCHITECTURES == (*RECURRENT, BASELINE) and SCORING_MODELS == (*ARCHITECTURES, ENSEMBLE)
+    assert [run_name(a, NOTEBOOK_SEQ_LEN.get(a)) for a in SCORING_MODELS] == [
+        "rnn-100", "birnn-100", "bigru-100", "bilstm-2494", "baseline-tfidf", "ensemble-stacked",
+    ]  # fmt: skip
 
 
 def test_unknown_architecture_is_refused():
@@ -70,7 +74,7 @@ def test_models_package_imports_neither_prefect_nor_mlflow():
     assert not imported & {"prefect", "mlflow", "tasks", "flows"}
 
 
-@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+@pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_length_bucketing_predicts_the_same_as_padding_to_2494(architecture):
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(0)
