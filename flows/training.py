@@ -114,6 +114,7 @@ def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedF
     for future in (trained, evaluated):
         while not future.wrapped_future.done():
             future.wait(timeout=0.5)  # short waits: a signal is handled only between them
+        future.wait()  # at once now; it keeps the final state, which `state` would re-read from the API
         if not future.state.is_completed():
             error = future.state.result(raise_on_failure=False)
             reason = str(error) if isinstance(error, ReviewflowError) else one_line(error, 300)

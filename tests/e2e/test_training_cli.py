@@ -100,7 +100,7 @@ def test_training_on_an_existing_dask_cluster(workdir, imdb_archive, shared_cach
     assert result.returncode == 0, result.stderr[-4000:]
     assert "rnn" in result.stdout.splitlines()[-1]
     # The training and evaluation tasks ran on the cluster, not in the command's own processes.
-    assert sorted(key.split("-")[0] for key in finished) == ["evaluate_model", "train_architecture"]
+    assert sorted(key.split("-")[0] for key in finished) == ["evaluate_in_own_process", "train_in_own_process"]
 
 
 def test_task_runner_follows_the_config():
