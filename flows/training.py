@@ -27,6 +27,7 @@ from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
 from tasks.processes import stop_running
 from tasks.records import Evaluation, Failure, PreparedData
+from tasks.seeds import best_seeds, seed_settings
 from tasks.register import register_task
 from tasks.report import (
     close_training_run,
@@ -76,12 +77,13 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         )
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
-        registrations = [register_task(e, tracking) for e in evaluations]
-        ensemble = fit_ensemble_task(evaluations, config.ensemble, tracking, run_dir / "models")
+        chosen = best_seeds(evaluations)  # one per architecture, picked on validation
+        registrations = [register_task(e, tracking) for e in chosen]
+        ensemble = fit_ensemble_task(chosen, config.ensemble, tracking, run_dir / "models")
         if ensemble is not None:
             registrations.append(register_ensemble_task(ensemble, registrations, tracking))
-            evaluations.append(ensemble)
-        rows = publish_comparison_task(evaluations, registrations, tracking)
+            chosen.append(ensemble)
+        rows = publish_comparison_task(chosen, registrations, tracking, evaluations)
         failures = [f for f in outcomes if isinstance(f, Failure)]
         if failures:
             done = ", ".join(e.trained.name for e in evaluations) or "none"
@@ -98,19 +100,21 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 def train_models(
     config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
 ) -> list[Evaluation | Failure]:
-    """Each architecture (the baseline too) trains and is evaluated as its own task, concurrently on the task runner;
-    models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
+    """Each architecture and seed (the baseline too, once) trains and is evaluated as its own task, concurrently on
+    the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
     submitted = {}
     for architecture in config.train.architectures:
         if architecture == BASELINE:
             trained = for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)
             name = run_name(BASELINE)
-        else:
-            seq_len = config.train.seq_len[architecture]
-            trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
-            name = f"{architecture}-{seq_len}"
-        submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+            continue
+        seq_len, several = config.train.seq_len[architecture], config.train.seeds > 1
+        for settings in seed_settings(config.train):
+            trained = train.submit(architecture, seq_len, prepared, settings, tracking, threads, models_dir, several)
+            name = run_name(architecture, seq_len, settings.seed if several else None)
+            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
     try:
         return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
     except BaseException:

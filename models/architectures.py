@@ -29,28 +29,43 @@ VARIANT = {BASELINE: "tfidf", ENSEMBLE: "stacked"}
 NOTEBOOK_ACCURACY = {"rnn": 0.7674, "birnn": 0.7822, "bigru": 0.7894, "bilstm": None}
 
 
-def run_name(architecture: str, seq_len: int | None = None) -> str:
-    """`<arch>-<seq_len>` (`bilstm-2494`) for a recurrent model, `baseline-tfidf`, `ensemble-stacked`."""
-    return f"{architecture}-{seq_len}" if architecture in NOTEBOOK_SEQ_LEN else f"{architecture}-{VARIANT[architecture]}"
+def run_name(architecture: str, seq_len: int | None = None, seed: int | None = None) -> str:
+    """`<arch>-<seq_len>` (`bilstm-2494`) for a recurrent model, `baseline-tfidf`, `ensemble-stacked`;
+    with a seed (one of several in a run), `bilstm-2494-seed43`."""
+    name = f"{architecture}-{seq_len}" if architecture in NOTEBOOK_SEQ_LEN else f"{architecture}-{VARIANT[architecture]}"
+    return name if seed is None else f"{name}-seed{seed}"
 
 
-def build_model(architecture: str, vocab_size: int, embedding_dim: int = 64, units: int = 64) -> keras.Model:
-    """An uncompiled classifier whose output is the probability that a review is positive."""
+def build_model(
+    architecture: str,
+    vocab_size: int,
+    embedding_dim: int = 64,
+    units: int = 64,
+    spatial_dropout: float = 0.0,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+) -> keras.Model:
+    """An uncompiled classifier whose output is the probability that a review is positive.
+
+    The dropouts are training practice, not architecture: at prediction they do nothing, and
+    the layers and their sizes stay the notebook's.
+    """
     # Imported here: reading the names above must not cost TensorFlow's four-second import.
     import keras
     from keras import layers
 
+    drop = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
     recurrent = {
-        "rnn": lambda: [layers.SimpleRNN(units)],
+        "rnn": lambda: [layers.SimpleRNN(units, **drop)],
         "birnn": lambda: [
-            layers.Bidirectional(layers.SimpleRNN(units, return_sequences=True)),
-            layers.Bidirectional(layers.SimpleRNN(units)),
+            layers.Bidirectional(layers.SimpleRNN(units, return_sequences=True, **drop)),
+            layers.Bidirectional(layers.SimpleRNN(units, **drop)),
         ],
         "bigru": lambda: [
-            layers.Bidirectional(layers.GRU(units, return_sequences=True)),
-            layers.Bidirectional(layers.GRU(units)),
+            layers.Bidirectional(layers.GRU(units, return_sequences=True, **drop)),
+            layers.Bidirectional(layers.GRU(units, **drop)),
         ],
-        "bilstm": lambda: [layers.Bidirectional(layers.LSTM(units))],
+        "bilstm": lambda: [layers.Bidirectional(layers.LSTM(units, **drop))],
     }
     if architecture not in recurrent:
         raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
@@ -59,6 +74,8 @@ def build_model(architecture: str, vocab_size: int, embedding_dim: int = 64, uni
     middle = recurrent[architecture]()
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
+    if spatial_dropout:
+        x = layers.SpatialDropout1D(spatial_dropout, name="spatial_dropout")(x)
     for layer in middle:
         x = layer(x)
     x = layers.Dense(64, activation="relu", name="dense")(x)

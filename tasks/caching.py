@@ -36,7 +36,7 @@ from prefect.filesystems import LocalFileSystem
 from prefect.serializers import JSONSerializer
 from pydantic import BaseModel
 
-from tasks.config import BaselineConfig, Config, DataConfig, PrepareConfig, TrainConfig, ValidationConfig
+from tasks.config import HOW_TRAININGS_RUN, BaselineConfig, Config, DataConfig, PrepareConfig, TrainConfig, ValidationConfig
 from tasks.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
 log = logging.getLogger("reviewflow")
@@ -47,7 +47,7 @@ CODE_PACKAGES = ("models", "tasks")
 # listed here is part of the key, so a newly added setting is safe until declared irrelevant.
 IRRELEVANT = {
     "data": {"cache_dir"},
-    "train": {"architectures", "seq_len", "task_runner", "dask_address", "max_workers"},
+    "train": HOW_TRAININGS_RUN,
 }
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, TrainedModel, Evaluation)
@@ -92,11 +92,14 @@ def prepared_fingerprint(table_digest: str, settings: PrepareConfig, seed: int) 
 
 
 def train_key(
-    prepared_fingerprint: str, architecture: str, seq_len: int, settings: TrainConfig, store: str, code: str
+    prepared_fingerprint: str, architecture: str, seq_len: int, settings: TrainConfig, store: str, code: str,
+    several_seeds: bool = False,
 ) -> str:
+    # `several_seeds` names the child run and the model's folder (`-seed43`), so it is part of what is reused.
     return cache_key(
         f"train-{architecture}-{seq_len}",
         prepared=prepared_fingerprint, train=section(settings, "train"), store=store, code=code,
+        **({"several_seeds": True} if several_seeds else {}),
     )  # fmt: skip
 
 
@@ -186,7 +189,10 @@ def train_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
     prepared: PreparedData = inputs["prepared"]
     tracking = inputs["tracking"]
     store = store_identity(tracking.tracking_uri, tracking.experiment_id)
-    return train_key(prepared.fingerprint, inputs["architecture"], inputs["seq_len"], inputs["settings"], store, code)
+    return train_key(
+        prepared.fingerprint, inputs["architecture"], inputs["seq_len"], inputs["settings"], store, code,
+        inputs.get("several_seeds", False),
+    )  # fmt: skip
 
 
 def baseline_inputs_key(inputs: dict[str, Any], code: str) -> str | None:

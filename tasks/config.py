@@ -77,6 +77,11 @@ class PrepareConfig(Section):
     )
 
 
+# Train settings that say how the flow runs its trainings, not how a model is trained: they
+# are not a model's params and do not change a cached training.
+HOW_TRAININGS_RUN = {"architectures", "seq_len", "seeds", "task_runner", "dask_address", "max_workers"}
+
+
 class TrainConfig(Section):
     architectures: Architectures = Field(
         default_factory=lambda: list(ARCHITECTURES), min_length=1
@@ -90,7 +95,28 @@ class TrainConfig(Section):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
-    seed: int = 42
+    learning_rate_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or cosine decay to zero over all epochs' batches"
+    )
+    clipnorm: float | None = Field(None, gt=0, description="clip each gradient to this L2 norm; none: no clipping")
+    spatial_dropout: float = Field(
+        0.0, ge=0, lt=1, description="SpatialDropout1D on the embedding: share of embedding channels dropped"
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the recurrent layers' inputs")
+    recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the recurrent layers' state")
+    restore_best_epoch: bool = Field(
+        True, description="end with the weights of the epoch with the best validation accuracy (never test)"
+    )
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better validation accuracy; none: all epochs"
+    )
+    seed: int = Field(42, description="the first seed; seeds are seed, seed + 1, ...")
+    seeds: int = Field(
+        1, ge=1, description="train each recurrent architecture with this many seeds, each its own child run"
+    )
+    deterministic: bool = Field(
+        True, description="deterministic TensorFlow ops: the same seed and data give the same metrics"
+    )
     task_runner: Literal["process", "dask"] = "process"
     dask_address: str | None = Field(None, description="an existing Dask scheduler; none starts a local cluster")
     max_workers: int | None = Field(

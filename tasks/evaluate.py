@@ -68,6 +68,8 @@ def record_evaluation(trained: TrainedModel, predictions: Predictions, tracking:
     path = trained.classifier_dir.parent / f"{trained.classifier_dir.name}.predictions.npz"
     predictions.save(path)
     results = classification_metrics(predictions.test_labels, predictions.test)
+    # Of the model as kept (its best epoch, when restored): what picks the seed to register, never test.
+    results["validation_accuracy"] = float(((predictions.validation >= 0.5) == predictions.validation_labels).mean())
     log_metrics(tracking, trained.run_id, results)
     if trained.history:
         log_figure(tracking, trained.run_id, training_curves(trained.history), "plots/training_curves.png")

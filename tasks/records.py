@@ -69,11 +69,13 @@ class TrainedModel(BaseModel):
     classifier_dir: Path
     seconds: float
     history: dict[str, list[float]]
+    seed: int | None = None  # the training seed (None: the baseline and the ensemble, which have none)
+    several_seeds: bool = False  # one of several seeds of its architecture in the run: its name says which
 
     @property
     def name(self) -> str:
-        """The child run's name: `bilstm-2494`, `baseline-tfidf`, `ensemble-stacked`."""
-        return run_name(self.architecture, self.seq_len)
+        """The child run's name: `bilstm-2494` (`bilstm-2494-seed43` among several seeds), `baseline-tfidf`, `ensemble-stacked`."""
+        return run_name(self.architecture, self.seq_len, self.seed if self.several_seeds else None)
 
 
 class Evaluation(BaseModel):

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from models.architectures import BASELINE, ENSEMBLE, NOTEBOOK_ACCURACY, RECURRENT, run_name
 from tasks.config import Config, tracking_settings
 from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
+from tasks.seeds import seed_rows, seed_summary
 from tasks.tracking import (
     Tracking,
     connect,
@@ -23,6 +24,7 @@ from tasks.tracking import (
     log_artifact,
     log_artifacts,
     log_dataset,
+    log_metrics,
     log_table,
     log_text,
     parent_of,
@@ -89,11 +91,18 @@ def flatten(values: dict, prefix: str = "") -> dict[str, object]:
 MARGINS = ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")  # the margin columns of the comparison
 
 
-def publish_comparison(evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking) -> list[dict]:
-    """The table of the trained models, logged to the parent run and published in Prefect."""
-    table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations})
+def publish_comparison(
+    evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking, every_seed: list[Evaluation] | None = None
+) -> list[dict]:
+    """The table of the registered models (one per architecture, the best seed on validation), with each
+    architecture's test figures over all its seeds (`every_seed`), logged to the parent run and published in Prefect."""
+    every_seed = every_seed or evaluations
+    summary = seed_summary(every_seed)
+    table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations}, summary)
     parent = tracking.parent_run_id
-    markdown = comparison_markdown(table, evaluations, tracking)
+    markdown = comparison_markdown(table, evaluations, tracking) + seeds_markdown(every_seed)
+    log_metrics(tracking, parent, {f"{arch}.{k}": v for arch, figures in summary.items() for k, v in figures.items()})
+    log_table(tracking, parent, pd.DataFrame(seed_rows(every_seed), dtype=object), "seeds.json")  # object: seeds stay ints, or null
     log_table(tracking, parent, table, "comparison.json")
     log_text(tracking, parent, table.to_csv(index=False), "comparison.csv")
     log_text(tracking, parent, markdown, "comparison.md")
@@ -132,8 +141,8 @@ def verdict(table: pd.DataFrame) -> str:
 def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], tracking: Tracking) -> str:
     run_ids = {e.trained.architecture: e.trained.run_id for e in evaluations}
     lines = [
-        "| model | test accuracy | notebook | AUC | F1 | train s | accuracy vs baseline | AUC vs baseline | time vs baseline | version | alias | MLflow run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | test accuracy | notebook | AUC | F1 | train s | seeds | accuracy over seeds | accuracy vs baseline | AUC vs baseline | time vs baseline | version | alias | MLflow run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table.to_dict(orient="records"):
         architecture = row["architecture"]
@@ -144,7 +153,8 @@ def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], trac
         lines.append(
             f"| {run_name(architecture, row['seq_len'] or None)} | {row['test_accuracy']:.4f} | "
             f"{notebook if notebook is not None else 'none'} | {row['test_auc']:.4f} | {row['test_f1']:.4f} | "
-            f"{row['train_seconds']:.0f} | {' | '.join(margins)} | {row['version']} | {row['alias']} | {link} |"
+            f"{row['train_seconds']:.0f} | {row['seeds']} | {row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f} | "
+            f"{' | '.join(margins)} | {row['version']} | {row['alias']} | {link} |"
         )
     if ENSEMBLE in run_ids:
         lines.append("\nThe ensemble's training time is its members' added up, plus its own fit on the validation split.")
@@ -155,8 +165,28 @@ def _shown(value: float | None, pattern: str) -> str:
     return "" if value is None or value != value else pattern.format(value)
 
 
-def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]]) -> pd.DataFrame:
+def seeds_markdown(every_seed: list[Evaluation]) -> str:
+    """Each seed's figures, when some architecture was trained with several (empty otherwise)."""
+    rows = seed_rows(every_seed)
+    if all(n["seeds"] == 1 for n in seed_summary(every_seed).values()):
+        return ""
+    lines = ["\n\nEvery seed (the registered model of an architecture is its seed with the best validation accuracy):\n",
+             "| model | seed | test accuracy | AUC | validation accuracy | train s |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        lines.append(
+            f"| {row['architecture']} | {row['seed'] if row['seed'] is not None else ''} | {row['test_accuracy']:.4f} | "
+            f"{row['test_auc']:.4f} | {_shown(row['validation_accuracy'], '{:.4f}')} | {row['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def comparison_table(
+    evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]], summary: dict[str, dict[str, float]] | None = None
+) -> pd.DataFrame:
     """One row per model, the columns the CLI prints and MLflow/Prefect show.
+
+    With several seeds, `summary` (tasks.seeds.seed_summary) gives each architecture's mean and
+    standard deviation of test accuracy over its seeds; a model with one seed shows its own.
 
     Margins over the baseline (when it was trained): test accuracy and AUC differences, and
     the training time as a multiple of the baseline's; empty on the baseline's own row.
@@ -166,6 +196,7 @@ def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tup
     for evaluation in evaluations:
         trained = evaluation.trained
         version, alias = registrations.get(trained.architecture, ("", ""))
+        over_seeds = (summary or {}).get(trained.architecture, {})
         compared = baseline is not None and evaluation is not baseline
         margins = dict.fromkeys(MARGINS)
         if compared:
@@ -182,6 +213,9 @@ def comparison_table(evaluations: list[Evaluation], registrations: dict[str, tup
                 "test_auc": round(evaluation.metrics["test_auc"], 4),
                 "test_f1": round(evaluation.metrics["test_f1"], 4),
                 "train_seconds": round(trained.seconds, 1),
+                "seeds": int(over_seeds.get("seeds", 1)),
+                "test_accuracy_mean": round(over_seeds.get("test_accuracy_mean", evaluation.metrics["test_accuracy"]), 4),
+                "test_accuracy_std": round(over_seeds.get("test_accuracy_std", 0.0), 4),
                 **margins,
                 "version": version,
                 "alias": alias,

@@ -116,11 +116,19 @@ def start_parent_run(tracking: Tracking, run_name: str, params: dict[str, Any], 
     return run.info.run_id
 
 
-def start_child_run(tracking: Tracking, architecture: str, seq_len: int | None, params: dict[str, Any]) -> str:
-    """The nested run of one model: named `<arch>-<seq_len>` (`baseline-tfidf`, `ensemble-stacked`), tagged `architecture`."""
+def start_child_run(
+    tracking: Tracking,
+    architecture: str,
+    seq_len: int | None,
+    params: dict[str, Any],
+    tags: dict[str, str] | None = None,
+    name: str | None = None,
+) -> str:
+    """The nested run of one model: named `<arch>-<seq_len>` (`baseline-tfidf`, `ensemble-stacked`) unless
+    `name` says otherwise, tagged `architecture` and `tags`."""
     client = tracking.client()
-    tags = {"mlflow.parentRunId": tracking.parent_run_id, "architecture": architecture}
-    run = client.create_run(tracking.experiment_id, run_name=run_name(architecture, seq_len), tags=tags)
+    tags = {**(tags or {}), "mlflow.parentRunId": tracking.parent_run_id, "architecture": architecture}
+    run = client.create_run(tracking.experiment_id, run_name=name or run_name(architecture, seq_len), tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     return run.info.run_id
 

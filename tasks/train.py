@@ -11,11 +11,12 @@ import keras
 import tensorflow as tf
 from prefect import task
 
-from models.architectures import build_model
+from models.architectures import build_model, run_name
+from models.batching import batch_count
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
 from tasks.caching import reused, train_inputs_key
-from tasks.config import TrainConfig
+from tasks.config import HOW_TRAININGS_RUN, TrainConfig
 from tasks.processes import in_own_process
 from tasks.records import PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
@@ -39,6 +40,13 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass
+
+
+def seeded(settings: TrainConfig) -> None:
+    """Seed Python, NumPy and TensorFlow; with `deterministic`, also make TensorFlow's ops repeatable."""
+    keras.utils.set_random_seed(settings.seed)
+    if settings.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -73,12 +81,14 @@ def train_architecture(
     tracking: Tracking,
     threads: int,
     models_dir: Path,
+    several_seeds: bool = False,
 ) -> TrainedModel:
-    """Fit one architecture on the train split, watching the validation split (never test); the
-    classifier is saved in `models_dir/<arch>-<seq_len>`."""
+    """Fit one architecture with `settings.seed` on the train split, watching the validation split
+    (never test); the classifier is saved in `models_dir/<name>` (`rnn-100`, or `rnn-100-seed43`
+    when the run trains several seeds)."""
     limit_threads(threads)
-    keras.utils.set_random_seed(settings.seed)
-    name = f"{architecture}-{seq_len}"
+    seeded(settings)
+    name = run_name(architecture, seq_len, settings.seed if several_seeds else None)
     run_id = start_child_run(
         tracking,
         architecture,
@@ -86,21 +96,23 @@ def train_architecture(
         {
             "architecture": architecture,
             "seq_len": seq_len,
-            "embedding_dim": settings.embedding_dim,
-            "units": settings.units,
-            "epochs": settings.epochs,
-            "batch_size": settings.batch_size,
-            "learning_rate": settings.learning_rate,
+            **settings.model_dump(exclude=HOW_TRAININGS_RUN),
             "vocab_size": prepared.vocab_size,
             "keep": prepared.keep,
             "train_rows": prepared.rows["train"],
             "validation_rows": prepared.rows["validation"],
-            "seed": settings.seed,
             "threads": threads,
         },
+        {"seed": str(settings.seed)},
+        name,
     )
+    # The process id lets an operator match a death to the kernel's log (dmesg: out of memory).
+    log.info("%s: training on %d reviews, %d threads (process %d)", name, prepared.rows["train"], threads, os.getpid())
     try:
-        model, history, seconds = _fit(architecture, seq_len, prepared, settings, tracking, run_id, threads)
+        callbacks = [EpochLog(name, settings.epochs), EpochMetrics(tracking, run_id)]
+        model, history, seconds = fit_model(architecture, seq_len, prepared, settings, callbacks)
+        log_metrics(tracking, run_id, {"train_seconds": seconds, "epochs_trained": len(history.epoch)})
+        log.info("%s: trained in %.0f s", name, seconds)
     except BaseException:
         finish_run(tracking, run_id, succeeded=False)
         raise
@@ -113,33 +125,51 @@ def train_architecture(
         classifier_dir=classifier_dir,
         seconds=seconds,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        seed=settings.seed,
+        several_seeds=several_seeds,
     )
 
 
-def _fit(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, tracking: Tracking, run_id: str, threads: int):
-    name = f"{architecture}-{seq_len}"
+def fit_model(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, callbacks: list[keras.callbacks.Callback]):
+    """Build and fit one architecture with the configured training practice; returns the model, its history and seconds."""
     train_x, train_y = prepared.load("train", seq_len)
     val_x, val_y = prepared.load("validation", seq_len)
-    model = build_model(architecture, prepared.vocab_size, settings.embedding_dim, settings.units)
+    model = build_model(
+        architecture, prepared.vocab_size, settings.embedding_dim, settings.units,
+        settings.spatial_dropout, settings.dropout, settings.recurrent_dropout,
+    )  # fmt: skip
     model.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        optimizer=optimizer(settings, steps_per_epoch=batch_count(len(train_x), settings.batch_size)),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
-    # The process id lets an operator match a death to the kernel's log (dmesg: out of memory).
-    log.info("%s: training on %d reviews, %d threads (process %d)", name, len(train_x), threads, os.getpid())
+    if settings.restore_best_epoch or settings.patience:
+        callbacks = [*callbacks, best_epoch(settings)]
     started = time.perf_counter()
     history = model.fit(
         training_dataset(train_x, train_y, settings.batch_size, settings.seed),
         validation_data=training_dataset(val_x, val_y, settings.batch_size, None),
         epochs=settings.epochs,
         shuffle=False,  # the dataset reshuffles its length buckets every epoch
-        callbacks=[EpochLog(name, settings.epochs), EpochMetrics(tracking, run_id)],
+        callbacks=callbacks,
         verbose=0,
     )
-    seconds = time.perf_counter() - started
-    log.info("%s: trained in %.0f s", name, seconds)
-    return model, history, seconds
+    return model, history, time.perf_counter() - started
+
+
+def optimizer(settings: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = settings.learning_rate
+    if settings.learning_rate_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=settings.epochs * steps_per_epoch)
+    return keras.optimizers.Adam(rate, clipnorm=settings.clipnorm)
+
+
+def best_epoch(settings: TrainConfig) -> keras.callbacks.EarlyStopping:
+    """Keep the epoch with the best validation accuracy (and stop early after `patience` epochs without one)."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=settings.patience or settings.epochs,
+        restore_best_weights=settings.restore_best_epoch,
+    )  # fmt: skip
 
 
 def train_in_own_process(
@@ -150,12 +180,16 @@ def train_in_own_process(
     tracking: Tracking,
     threads: int,
     models_dir: Path,
+    several_seeds: bool = False,
 ) -> TrainedModel:
     """`train_architecture` in a process of its own: killed (out of memory), it fails alone and says so."""
-    name = f"{architecture}-{seq_len}"
-    return in_own_process(train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir)
+    name = run_name(architecture, seq_len, settings.seed if several_seeds else None)
+    return in_own_process(
+        train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir, several_seeds
+    )
 
 
 train_task = task(
-    train_in_own_process, name="train", task_run_name="train-{architecture}-{seq_len}", **reused(train_inputs_key)
-)
+    train_in_own_process, name="train", task_run_name="train-{architecture}-{seq_len}-seed{settings.seed}",
+    **reused(train_inputs_key),
+)  # fmt: skip

@@ -68,8 +68,8 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
     table = comparison_table(evaluations, {"rnn": ("3", "champion")})
     assert table.to_dict(orient="records")[0] == {
         "architecture": "rnn", "seq_len": 100, "test_accuracy": 0.8123, "test_auc": 0.9, "test_f1": 0.8,
-        "train_seconds": 12.3, "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None,
-        "version": "3", "alias": "champion",
+        "train_seconds": 12.3, "seeds": 1, "test_accuracy_mean": 0.8123, "test_accuracy_std": 0.0,
+        "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None, "version": "3", "alias": "champion",
     }  # fmt: skip
     assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
 
@@ -101,8 +101,8 @@ def test_margins_over_the_baseline_for_every_other_model():
     server = Tracking(tracking_uri="sqlite:///x.db", experiment_id="7", registered_model_prefix="reviewflow-")
     markdown = comparison_markdown(table, evaluations, server)
     assert "| accuracy vs baseline | AUC vs baseline | time vs baseline |" in markdown.splitlines()[0]
-    assert "| bilstm-2494 | 0.8500 | none | 0.9200 | 0.8000 | 300 | -0.0500 | -0.0400 | 12.0x |" in markdown
-    assert "| baseline-tfidf | 0.9000 | none | 0.9600 | 0.8000 | 25 |  |  |  |" in markdown
+    assert "| bilstm-2494 | 0.8500 | none | 0.9200 | 0.8000 | 300 | 1 | 0.8500 ± 0.0000 | -0.0500 | -0.0400 | 12.0x |" in markdown
+    assert "| baseline-tfidf | 0.9000 | none | 0.9600 | 0.8000 | 25 | 1 | 0.9000 ± 0.0000 |  |  |  |" in markdown
     assert "| ensemble-stacked | 0.9200 |" in markdown and "members' added up" in markdown
     assert verdict(table) == (
         " Best recurrent model bilstm-2494: -0.0500 accuracy and -0.0400 AUC against the TF-IDF baseline, for 12.0x its training time."
@@ -120,3 +120,42 @@ def test_format_table_aligns_text_left_and_numbers_right():
     ]
     blanks = [{"model": "baseline", "margin": None}, {"model": "rnn", "margin": -0.05}]
     assert format_table(blanks).splitlines()[2:] == ["baseline         ", "rnn       -0.0500"]
+
+
+def _seed(architecture: str, seed: int, test_accuracy: float, validation_accuracy: float, seconds: float = 10.0) -> Evaluation:
+    trained = TrainedModel(
+        architecture=architecture, seq_len=100, run_id=f"{architecture}{seed}", classifier_dir=Path("m"), seconds=seconds,
+        history={}, seed=seed, several_seeds=True,
+    )  # fmt: skip
+    metrics = {"test_accuracy": test_accuracy, "test_auc": test_accuracy + 0.05, "test_f1": 0.8, "validation_accuracy": validation_accuracy}
+    return Evaluation(trained=trained, metrics=metrics)
+
+
+def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_one_is_picked_on_validation():
+    from tasks.config import TrainConfig
+    from tasks.seeds import best_seeds, seed_settings, seed_summary
+
+    assert [(s.seed, s.seeds) for s in seed_settings(TrainConfig(seed=7, seeds=3))] == [(7, 1), (8, 1), (9, 1)]
+    every_seed = [_seed("rnn", 42, 0.80, 0.79, 30), _seed("rnn", 43, 0.84, 0.78, 50), _seed("rnn", 44, 0.82, 0.81, 40),
+                  _seed("bigru", 42, 0.85, 0.84)]  # fmt: skip
+    assert [e.trained.name for e in every_seed[:2]] == ["rnn-100-seed42", "rnn-100-seed43"]
+    # The best validation accuracy, not the best test accuracy (seed 43) picks rnn's registered model.
+    assert [(e.trained.architecture, e.trained.seed) for e in best_seeds(every_seed)] == [("rnn", 44), ("bigru", 42)]
+    summary = seed_summary(every_seed)
+    assert summary["rnn"]["seeds"] == 3 and summary["rnn"]["test_accuracy_mean"] == pytest.approx(0.82)
+    assert summary["rnn"]["test_accuracy_std"] == pytest.approx(0.02)  # sample standard deviation (n - 1)
+    assert (summary["rnn"]["test_accuracy_min"], summary["rnn"]["test_accuracy_max"]) == (0.80, 0.84)
+    assert summary["rnn"]["train_seconds_median"] == 40
+    assert summary["bigru"]["seeds"] == 1 and summary["bigru"]["test_accuracy_std"] == 0.0
+
+    rows = {r["architecture"]: r for r in records(comparison_table(best_seeds(every_seed), {}, summary))}
+    assert (rows["rnn"]["test_accuracy"], rows["rnn"]["seeds"], rows["rnn"]["test_accuracy_mean"]) == (0.82, 3, 0.82)
+    assert rows["rnn"]["test_accuracy_std"] == 0.02
+
+
+def test_the_seeds_table_is_shown_only_when_some_architecture_has_several():
+    from tasks.report import seeds_markdown
+
+    assert seeds_markdown([_seed("rnn", 42, 0.8, 0.8)]) == ""
+    shown = seeds_markdown([_seed("rnn", 42, 0.8, 0.79), _seed("rnn", 43, 0.84, 0.78)])
+    assert "| rnn | 43 | 0.8400 | 0.8900 | 0.7800 | 10 |" in shown and "best validation accuracy" in shown

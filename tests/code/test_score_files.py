@@ -653,7 +653,7 @@ def test_prob_ensemble_is_the_registered_ensemble_s_and_the_manifest_says_which(
     from tasks.scoring.rows import EnsembleScorer
 
     source = write_input(workdir / "in" / "r.csv", [{"review_id": rid, "text": text} for rid, text in REVIEWS] + [{"review_id": "r5", "text": " "}])
-    recorder, pinned_old_bigru = Recorder(), Recorder()
+    recorder = Recorder()
     stacker = Stacker(("rnn", "bigru"), (1.5, -0.5), 0.25)
     ensemble = EnsembleScorer(
         version="reviewflow-ensemble/2", stacker=stacker, members={"rnn": "reviewflow-rnn/3", "bigru": "reviewflow-bigru/6"},

@@ -67,7 +67,8 @@ def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
     assert first.trained() == ["birnn", "rnn"]
     assert second.trained() == ["bigru", "bilstm"]
     assert second.task_states("train") == {
-        "train-rnn-100": "Cached", "train-birnn-100": "Cached", "train-bigru-100": "Completed", "train-bilstm-2494": "Completed",
+        "train-rnn-100-seed42": "Cached", "train-birnn-100-seed42": "Cached", "train-bigru-100-seed42": "Completed",
+        "train-bilstm-2494-seed42": "Completed",
         "train-baseline-tfidf": "Completed",
     }  # fmt: skip
     assert second.task_states("evaluate")["evaluate-rnn-100"] == "Cached"
