@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -39,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd = commands.add_parser("up", help="start MLflow and Prefect servers locally and serve the deployments")
     _config_options(up_cmd)
     up_cmd.set_defaults(run=run_up)
+    report_cmd = commands.add_parser("report", help="the results table of a recorded training (and its ablations), from MLflow")
+    report_cmd.add_argument("run_id", metavar="RUN_ID", help="a training's MLflow parent run id, `latest` or `latest:<profile>`")
+    report_cmd.add_argument("--ablation", action="append", default=[], metavar="RUN_ID",
+                            help="a training that changes some settings: the table says what each change was worth (repeatable)")
+    report_cmd.add_argument("--write", type=Path, metavar="FILE",
+                            help="put the tables between FILE's `<!-- results:<profile> -->` and `<!-- /results:<profile> -->`")
+    report_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    report_cmd.set_defaults(run=run_report)
     args = parser.parse_args(argv)
     # SIGTERM (a scheduler, `kill`) interrupts like Ctrl-C, so a training records how it ended.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -109,6 +118,13 @@ def run_score(args: argparse.Namespace) -> int:
     for row in quarantined:
         print(f"reviewflow: quarantined {row['file']}: {row['reason']}", file=sys.stderr)
     return 1 if quarantined else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from tasks.results import report
+
+    print(report(args.run_id, args.ablation, args.write, args.json))
+    return 0
 
 
 class _OneLineForExpectedErrors(logging.Formatter):

@@ -325,6 +325,17 @@ def _parse_value(raw: str) -> Any:
     return value
 
 
+def flatten(values: dict, prefix: str = "") -> dict[str, object]:
+    """Nested config as dotted MLflow params (`train.epochs`)."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "seq_len":
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def tracking_settings(tracking: TrackingConfig, settings_file: Path | None = None) -> TrackingConfig:
     """The tracking section with its blanks filled: MLFLOW_TRACKING_URI, then mlflow.yaml."""
     merged = {**_read_mlflow_yaml(settings_file), **tracking.model_dump(exclude_none=True)}

@@ -135,3 +135,26 @@ class Failure(BaseModel):
 
     name: str  # `<arch>-<seq_len>`
     reason: str
+
+
+class ModelRun(BaseModel):
+    """One child run of a recorded training: one model trained with one seed, and its test figures."""
+
+    run_id: str
+    architecture: str
+    seed: int | None  # None: trained once (the baseline, the ensemble) or recorded before seeds
+    seq_len: int | None  # None: not a recurrent model
+    metrics: dict[str, float]
+
+
+class TrainingRun(BaseModel):
+    """A recorded training as MLflow holds it: its parent run's settings and its models' child runs."""
+
+    run_id: str
+    name: str
+    status: str
+    start_time_ms: int
+    profile: str
+    commit: str  # "" when the training was not started from a git checkout
+    params: dict[str, str]  # the whole config, flattened (`train.epochs`), as MLflow stores it: text
+    models: list[ModelRun]

@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.architectures import BASELINE, ENSEMBLE, NOTEBOOK_ACCURACY, RECURRENT, run_name
-from tasks.config import Config, tracking_settings
+from tasks.config import Config, flatten, tracking_settings
 from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
 from tasks.seeds import seed_rows, seed_summary
 from tasks.tracking import (
@@ -75,17 +75,6 @@ def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED",
         finish_run(tracking, tracking.parent_run_id, succeeded=True)
     else:
         end_unfinished(tracking, tracking.parent_run_id, status)
-
-
-def flatten(values: dict, prefix: str = "") -> dict[str, object]:
-    """Nested config as dotted MLflow params (`train.epochs`)."""
-    flat: dict[str, object] = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key != "seq_len":
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 MARGINS = ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")  # the margin columns of the comparison

@@ -29,8 +29,9 @@ from pydantic import BaseModel
 
 from models.architectures import ENSEMBLE, run_name
 from models.classifiers import is_baseline
-from tasks.config import TrackingConfig
+from tasks.config import PROFILES, TrackingConfig
 from tasks.errors import ReviewflowError, one_line, redacted
+from tasks.records import ModelRun, TrainingRun
 
 log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -41,6 +42,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 REUSED_FROM_TAG = "reviewflow.reused_from_run"
 LOGGED_MODEL_FOLDER = "model"  # what log_and_register adds to a child run
 GATE_METRIC = "test_accuracy"
+PARENT_TAG = "mlflow.parentRunId"
 
 
 class Tracking(BaseModel):
@@ -141,6 +143,88 @@ def parent_of(tracking: Tracking, run_id: str) -> str | None:
         raise ReviewflowError(
             f"MLflow run {run_id} at {tracking.tracking_uri} cannot be read ({one_line(exc)}); run with --fresh"
         ) from None
+
+
+def read_training_run(settings: TrackingConfig, reference: str) -> TrainingRun:
+    """The recorded training `reference` names, with its models' finished child runs.
+
+    `reference` is a training's parent run id, `latest` (the experiment's newest finished
+    training) or `latest:<profile>`. It only reads: no store or experiment is created.
+    """
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        check_server_answers(uri)
+    elif uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ReviewflowError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: nothing was recorded there (or set MLFLOW_TRACKING_URI)")
+    client = MlflowClient(uri, uri)
+    try:
+        if reference.partition(":")[0] == "latest":
+            run = _latest_training(client, settings.experiment, reference.partition(":")[2], uri)
+        else:
+            run = _training(client, reference, uri)
+        children = client.search_runs(
+            [run.info.experiment_id], f"tags.{PARENT_TAG} = '{run.info.run_id}' and attributes.status = 'FINISHED'", max_results=10000
+        )
+    except (MlflowException, OSError) as exc:
+        raise ReviewflowError(redacted(f"reading MLflow runs at {uri} failed: {one_line(exc, 300)}")) from None
+    tags = run.data.tags
+    return TrainingRun(
+        run_id=run.info.run_id,
+        name=run.info.run_name or "",
+        status=run.info.status,
+        start_time_ms=run.info.start_time or 0,
+        profile=tags["profile"],
+        commit=tags.get("mlflow.source.git.commit", ""),
+        params=run.data.params,
+        models=[_model_run(child) for child in children if "architecture" in child.data.tags],
+    )
+
+
+def _training(client: MlflowClient, run_id: str, uri: str) -> Any:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ReviewflowError(redacted(f"no MLflow run {run_id!r} at {uri}")) from None
+        raise
+    tags = run.data.tags
+    if PARENT_TAG in tags:
+        raise ReviewflowError(
+            f"MLflow run {run_id} ({run.info.run_name}) is one model's run inside the training run {tags[PARENT_TAG]}: give a training run's id"
+        )
+    if "profile" not in tags:
+        raise ReviewflowError(f"MLflow run {run_id} ({run.info.run_name}) is not a reviewflow training run (it has no `profile` tag)")
+    return run
+
+
+def _latest_training(client: MlflowClient, experiment_name: str, profile: str, uri: str) -> Any:
+    if profile and profile not in PROFILES:
+        raise ReviewflowError(f"latest:{profile}: unknown profile (choose from {', '.join(PROFILES)})")
+    experiment = client.get_experiment_by_name(experiment_name)
+    wanted = "attributes.status = 'FINISHED'" + (f" and tags.profile = '{profile}'" if profile else "")
+    token = None
+    while experiment is not None:
+        page = client.search_runs([experiment.experiment_id], wanted, order_by=["attributes.start_time DESC"], max_results=500, page_token=token)
+        # Model runs are finished runs too: the newest top-level one with a profile is the training.
+        trainings = [r for r in page if PARENT_TAG not in r.data.tags and "profile" in r.data.tags]
+        if trainings:
+            return trainings[0]
+        token = page.token
+        if not token:
+            break
+    of_profile = f" of profile {profile}" if profile else ""
+    raise ReviewflowError(redacted(f"no finished training run{of_profile} in the MLflow experiment {experiment_name!r} at {uri}"))
+
+
+def _model_run(run: Any) -> ModelRun:
+    seed, seq_len = run.data.tags.get("seed", ""), run.data.params.get("seq_len", "")
+    return ModelRun(
+        run_id=run.info.run_id,
+        architecture=run.data.tags["architecture"],
+        seed=int(seed) if seed.lstrip("-").isdigit() else None,
+        seq_len=int(seq_len) if seq_len.isdigit() else None,
+        metrics=run.data.metrics,
+    )
 
 
 def copy_child_run(tracking: Tracking, source_run_id: str) -> str:
