@@ -110,7 +110,7 @@ def train_models(
             seq_len = config.train.seq_len[architecture]
             trained = train.submit(architecture, seq_len, prepared, config.train, tracking, threads, models_dir)
             name = f"{architecture}-{seq_len}"
-        submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+        submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
     try:
         return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
     except BaseException:
