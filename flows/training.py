@@ -106,15 +106,16 @@ def train_models(
     submitted = {}
     for architecture in config.train.architectures:
         if architecture == BASELINE:
-            trained = for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)
-            name = run_name(BASELINE)
-            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
-            continue
-        seq_len, several = config.train.seq_len[architecture], config.train.seeds > 1
-        for settings in seed_settings(config.train):
-            trained = train.submit(architecture, seq_len, prepared, settings, tracking, threads, models_dir, several)
-            name = run_name(architecture, seq_len, settings.seed if several else None)
-            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads))
+            trainings = {run_name(BASELINE): for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)}
+        else:
+            seq_len, several = config.train.seq_len[architecture], config.train.seeds > 1
+            trainings = {
+                run_name(architecture, seq_len, settings.seed if several else None):
+                    train.submit(architecture, seq_len, prepared, settings, tracking, threads, models_dir, several)
+                for settings in seed_settings(config.train)
+            }  # fmt: skip
+        for name, trained in trainings.items():
+            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
     try:
         return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
     except BaseException:

@@ -8,7 +8,7 @@ A key is made of file digests and settings, never of arrays or models:
   its length, the train settings that change the model, and the tracking store (a reused
   model's child run names the run that trained it, so that run must be in the same store);
 - train the baseline: the same splits, the `baseline` section and the tracking store;
-- evaluate: the run that trained the model and the test data.
+- evaluate: the run that trained the model, the test data and the `evaluation` section.
 Every key also holds the code version: a digest of the `.py` files of `models/` and `tasks/`.
 
 Results are kept as JSON (never pickle) under `<data.cache_dir>/results`, one file per key, and
@@ -36,7 +36,16 @@ from prefect.filesystems import LocalFileSystem
 from prefect.serializers import JSONSerializer
 from pydantic import BaseModel
 
-from tasks.config import HOW_TRAININGS_RUN, BaselineConfig, Config, DataConfig, PrepareConfig, TrainConfig, ValidationConfig
+from tasks.config import (
+    HOW_TRAININGS_RUN,
+    BaselineConfig,
+    Config,
+    DataConfig,
+    EvaluationConfig,
+    PrepareConfig,
+    TrainConfig,
+    ValidationConfig,
+)
 from tasks.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
 log = logging.getLogger("reviewflow")
@@ -107,8 +116,13 @@ def baseline_key(prepared_fingerprint: str, settings: BaselineConfig, store: str
     return cache_key("train-baseline", prepared=prepared_fingerprint, baseline=section(settings, "baseline"), store=store, code=code)
 
 
-def evaluate_key(trained_run_id: str, prepared_fingerprint: str, seq_len: int, code: str) -> str:
-    return cache_key("evaluate", trained=trained_run_id, prepared=prepared_fingerprint, seq_len=seq_len, code=code)
+def evaluate_key(
+    trained_run_id: str, prepared_fingerprint: str, seq_len: int | None, settings: EvaluationConfig, code: str
+) -> str:
+    return cache_key(
+        "evaluate", trained=trained_run_id, prepared=prepared_fingerprint, seq_len=seq_len,
+        evaluation=section(settings, "evaluation"), code=code,
+    )  # fmt: skip
 
 
 def store_identity(tracking_uri: str, experiment_id: str) -> str:
@@ -203,7 +217,7 @@ def baseline_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
 
 def evaluate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
     trained: TrainedModel = inputs["trained"]
-    return evaluate_key(trained.run_id, inputs["prepared"].fingerprint, trained.seq_len, code)
+    return evaluate_key(trained.run_id, inputs["prepared"].fingerprint, trained.seq_len, inputs["settings"], code)
 
 
 # --- Prefect: the policy, the stored records, the per-run options -------------------------------

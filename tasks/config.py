@@ -170,6 +170,20 @@ class EnsembleConfig(Section):
     C: float = Field(1.0, gt=0, description="inverse regularisation strength of the stacker")
 
 
+class EvaluationConfig(Section):
+    """Checks of every trained model beyond its test metrics (not of the ensemble: it has no text-in model to check)."""
+
+    behaviour: bool = Field(
+        True, description="run the behavioural suite (models/behaviour.py): minimum functionality, invariance, direction"
+    )
+    robustness: bool = Field(
+        True, description="accuracy on altered copies of the test reviews (models/robustness.py): each copy is scored again"
+    )
+    robustness_reviews: int | None = Field(
+        None, ge=2, description="alter a stratified, seeded sample of this many test reviews; none alters them all"
+    )
+
+
 class ScoringConfig(Section):
     """Batch scoring: which registered models score the files of which folders."""
 
@@ -226,6 +240,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     servers: ServersConfig = Field(default_factory=ServersConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

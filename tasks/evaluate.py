@@ -2,11 +2,16 @@
 
 Every family goes through here (recurrent models on their token ids, the baseline on raw
 text), and the ensemble's evaluation uses the same metrics and plots (`record_evaluation`).
+Each trained model is also put through the behavioural suite (`models.behaviour`) and scored
+on altered copies of the test reviews (`models.robustness`), both through its `predict(texts)`.
+The ensemble is not: it has no text-in model here, only its members' kept probabilities.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 
 import matplotlib
 
@@ -17,9 +22,12 @@ from prefect import task
 from sklearn import metrics as skm
 
 from models.baseline import BaselineClassifier
+from models.behaviour import run_suite
 from models.classifiers import load_classifier
+from models.robustness import altered_accuracies, stratified_sample
 from models.sentiment import SentimentClassifier
 from tasks.caching import evaluate_inputs_key, reused
+from tasks.config import EvaluationConfig
 from tasks.processes import in_own_process
 from tasks.records import Evaluation, Predictions, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
@@ -41,8 +49,11 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
-def evaluate_model(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
-    """Score the validation and test splits; log test metrics, curves, confusion matrix and ROC to the child run.
+def evaluate_model(
+    trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int, settings: EvaluationConfig
+) -> Evaluation:
+    """Score the validation and test splits; log test metrics, curves, confusion matrix and ROC to the child run,
+    with the behavioural suite's pass rates and the accuracies on altered test reviews when `settings` ask.
 
     The validation probabilities are kept (not logged as metrics): the ensemble is fitted on them.
     """
@@ -60,14 +71,56 @@ def evaluate_model(trained: TrainedModel, prepared: PreparedData, tracking: Trac
         validation=probabilities["validation"], validation_labels=labels["validation"],
         test=probabilities["test"], test_labels=labels["test"],
     )  # fmt: skip
-    return record_evaluation(trained, predictions, tracking, model_summary(classifier))
+    checks = {}
+    if settings.behaviour:
+        checks |= behaviour_checks(classifier.predict, tracking, trained.run_id)
+    if settings.robustness:
+        texts, _ = prepared.texts("test")
+        checks |= robustness_checks(classifier.predict, texts, predictions, settings.robustness_reviews, tracking, trained.run_id)
+    return record_evaluation(trained, predictions, tracking, model_summary(classifier), checks)
 
 
-def record_evaluation(trained: TrainedModel, predictions: Predictions, tracking: Tracking, summary: str) -> Evaluation:
-    """Test metrics and plots on the model's child run, which this finishes; the predictions kept beside its folder."""
+def behaviour_checks(predict: Callable[[list[str]], np.ndarray], tracking: Tracking, run_id: str) -> dict[str, float]:
+    """The behavioural suite's pass rates (`behaviour_<test>_pass_rate`, `behaviour_pass_rate` for all cases);
+    the table and every failing case go to the run as `behaviour/summary.md` and `behaviour/report.json`."""
+    report = run_suite(predict)
+    log_text(tracking, run_id, json.dumps(report.to_dict(), indent=2), "behaviour/report.json")
+    log_text(tracking, run_id, report.markdown(), "behaviour/summary.md")
+    rates = report.pass_rates()
+    overall = rates.pop("overall")
+    return {"behaviour_pass_rate": overall, **{f"behaviour_{name}_pass_rate": rate for name, rate in rates.items()}}
+
+
+def robustness_checks(
+    predict: Callable[[list[str]], np.ndarray],
+    texts: list[str],
+    predictions: Predictions,
+    reviews: int | None,
+    tracking: Tracking,
+    run_id: str,
+) -> dict[str, float]:
+    """Accuracy on each altered copy of the test reviews (`robust_<alteration>_accuracy`), beside the clean
+    accuracy on the same reviews (`robust_clean_accuracy`) and how many they were (`robust_reviews`: all of
+    them, or a stratified sample of `reviews`); the table goes to the run as `robustness/summary.md`."""
+    labels = predictions.test_labels
+    rows = stratified_sample(labels, reviews) if reviews is not None else np.arange(len(labels))
+    clean = float(((predictions.test[rows] >= 0.5) == labels[rows]).mean())
+    accuracies = {"clean": clean, **altered_accuracies(predict, [texts[i] for i in rows], labels[rows])}
+    lines = [f"Accuracy on {len(rows):,} of the {len(labels):,} test reviews, as they are and altered.\n",
+             "| alteration | accuracy | change |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {value:.4f} | {value - clean:+.4f} |" for name, value in accuracies.items()]
+    log_text(tracking, run_id, "\n".join(lines) + "\n", "robustness/summary.md")
+    return {"robust_reviews": len(rows), **{f"robust_{name}_accuracy": value for name, value in accuracies.items()}}
+
+
+def record_evaluation(
+    trained: TrainedModel, predictions: Predictions, tracking: Tracking, summary: str, checks: dict[str, float] | None = None
+) -> Evaluation:
+    """Test metrics (and the `checks` already made) and plots on the model's child run, which this finishes;
+    the predictions kept beside its folder."""
     path = trained.classifier_dir.parent / f"{trained.classifier_dir.name}.predictions.npz"
     predictions.save(path)
-    results = classification_metrics(predictions.test_labels, predictions.test)
+    results = {**classification_metrics(predictions.test_labels, predictions.test), **(checks or {})}
     # Of the model as kept (its best epoch, when restored): what picks the seed to register, never test.
     results["validation_accuracy"] = float(((predictions.validation >= 0.5) == predictions.validation_labels).mean())
     log_metrics(tracking, trained.run_id, results)
@@ -121,9 +174,11 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
     return figure
 
 
-def evaluate_in_own_process(trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int) -> Evaluation:
+def evaluate_in_own_process(
+    trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int, settings: EvaluationConfig
+) -> Evaluation:
     """`evaluate_model` in a process of its own, like the training (see tasks.processes)."""
-    return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads)
+    return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads, settings)
 
 
 evaluate_task = task(

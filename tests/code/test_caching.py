@@ -83,8 +83,17 @@ def test_stage_keys_follow_their_data_digest_section_and_code():
     assert prepare_key("t", config.prepare, [100], 42, CODE) != prepare_key("t", config.prepare, [100], 42, "new")
     # The fingerprint a trained model is keyed by leaves the lengths out: adding a length reuses models.
     assert prepared_fingerprint("t", config.prepare, 42) != prepared_fingerprint("u", config.prepare, 42)
-    assert evaluate_key("run1", "fp", 100, CODE) != evaluate_key("run2", "fp", 100, CODE)
-    assert evaluate_key("run1", "fp", 100, CODE) != evaluate_key("run1", "fp", 100, "new")
+    assert evaluate_key("run1", "fp", 100, config.evaluation, CODE) != evaluate_key("run2", "fp", 100, config.evaluation, CODE)
+    assert evaluate_key("run1", "fp", 100, config.evaluation, CODE) != evaluate_key("run1", "fp", 100, config.evaluation, "new")
+
+
+def test_the_evaluation_key_follows_the_evaluation_section_only():
+    def key(*overrides: str) -> str:
+        return evaluate_key("run1", "fp", 100, load_config("smoke", list(overrides)).evaluation, CODE)
+
+    assert key() == key("train.epochs=2") == key("ensemble.C=3") == key("evaluation.robustness_reviews=null")
+    for setting in ("evaluation.behaviour=false", "evaluation.robustness=false", "evaluation.robustness_reviews=500"):
+        assert key(setting) != key(), setting
 
 
 def test_the_baseline_key_follows_its_own_section_not_the_recurrent_settings():

@@ -21,6 +21,12 @@ def test_overrides_are_typed_and_merge_into_the_profile():
     assert config.prepare.vocab_size == 5000
 
 
+def test_the_evaluation_checks_are_on_for_every_test_review_unless_set():
+    assert Config().evaluation.model_dump() == {"behaviour": True, "robustness": True, "robustness_reviews": None}
+    config = load_config("smoke", ["evaluation.behaviour=false", "evaluation.robustness_reviews=500"])
+    assert not config.evaluation.behaviour and config.evaluation.robustness_reviews == 500
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -31,6 +37,7 @@ def test_overrides_are_typed_and_merge_into_the_profile():
         ("train.architectures=lstm", "bad value for train.architectures"),
         ("train.task_runner=threads", "bad value for train.task_runner"),
         ("prepare.keep=middle", "bad value for prepare.keep"),
+        ("evaluation.robustness_reviews=1", "bad value for evaluation.robustness_reviews"),
         ("train.seq_len.bilstm=-5", "train.seq_len has bad entries"),
         ("epochs", "expected key=value"),
     ],
