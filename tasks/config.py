@@ -1,7 +1,8 @@
 """The one typed configuration of reviewflow.
 
 Profiles are data: `PROFILES[name]` holds the values a profile changes from the field
-defaults (which are the notebook's experiment). `Config(profile="smoke")` and
+defaults (which are the notebook's experiment, trained with the practice chosen for accuracy:
+see the README's "Training practice"). `Config(profile="smoke")` and
 `Config.model_validate({"profile": "smoke"})` both give the smoke profile, so a flow run
 started from the Prefect API with just `{"profile": "smoke"}` is complete.
 """
@@ -67,7 +68,7 @@ class ValidationConfig(Section):
 
 class PrepareConfig(Section):
     vocab_size: int = Field(
-        88_586, ge=3, description="token ids including padding (0) and unknown (1)"
+        30_000, ge=3, description="token ids including padding (0) and unknown (1); rarer words are unknown"
     )
     keep: Literal["start", "end"] = Field(
         "end", description="which end of a review longer than seq_len is kept"
@@ -94,13 +95,13 @@ class TrainConfig(Section):
     units: int = Field(64, ge=1)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(2e-3, gt=0, description="Adam's (initial) learning rate")
     learning_rate_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="constant, or cosine decay to zero over all epochs' batches"
+        "cosine", description="constant, or cosine decay to zero over all epochs' batches"
     )
-    clipnorm: float | None = Field(None, gt=0, description="clip each gradient to this L2 norm; none: no clipping")
+    clipnorm: float | None = Field(1.0, gt=0, description="clip each gradient to this L2 norm; none: no clipping")
     spatial_dropout: float = Field(
-        0.0, ge=0, lt=1, description="SpatialDropout1D on the embedding: share of embedding channels dropped"
+        0.2, ge=0, lt=1, description="SpatialDropout1D on the embedding: share of embedding channels dropped"
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the recurrent layers' inputs")
     recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the recurrent layers' state")
@@ -180,8 +181,10 @@ class EvaluationConfig(Section):
         True, description="accuracy on altered copies of the test reviews (models/robustness.py): each copy is scored again"
     )
     robustness_reviews: int | None = Field(
-        None, ge=2, description="alter a stratified, seeded sample of this many test reviews; none alters them all"
-    )
+        5000, ge=2,
+        description="alter a stratified, seeded sample of this many test reviews (each alteration is scored again); "
+        "none alters them all",
+    )  # fmt: skip
 
 
 class ScoringConfig(Section):

@@ -78,6 +78,18 @@ def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED",
 
 
 MARGINS = ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")  # the margin columns of the comparison
+# The behavioural and robustness figures of the comparison (column -> the metric of tasks.evaluate);
+# empty for the ensemble, which has no text-in model to check.
+CHECKS = {
+    "behaviour_pass_rate": "behaviour_pass_rate",
+    "behaviour_mft": "behaviour_mft_pass_rate",
+    "behaviour_negation": "behaviour_mft_negation_pass_rate",
+    "behaviour_invariance": "behaviour_invariance_pass_rate",
+    "behaviour_direction": "behaviour_direction_pass_rate",
+    "robust_no_punctuation": "robust_lowercase_no_punctuation_accuracy",
+    "robust_first_50_words": "robust_first_50_words_accuracy",
+}
+NAN = float("nan")
 
 
 def publish_comparison(
@@ -89,7 +101,7 @@ def publish_comparison(
     summary = seed_summary(every_seed)
     table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations}, summary)
     parent = tracking.parent_run_id
-    markdown = comparison_markdown(table, evaluations, tracking) + seeds_markdown(every_seed)
+    markdown = comparison_markdown(table, evaluations, tracking) + checks_markdown(table) + seeds_markdown(every_seed)
     log_metrics(tracking, parent, {f"{arch}.{k}": v for arch, figures in summary.items() for k, v in figures.items()})
     log_table(tracking, parent, pd.DataFrame(seed_rows(every_seed), dtype=object), "seeds.json")  # object: seeds stay ints, or null
     log_table(tracking, parent, table, "comparison.json")
@@ -154,6 +166,20 @@ def _shown(value: float | None, pattern: str) -> str:
     return "" if value is None or value != value else pattern.format(value)
 
 
+def checks_markdown(table: pd.DataFrame) -> str:
+    """Behavioural pass rates and accuracy on altered reviews, per model that has them (empty when none has)."""
+    checked = table.dropna(subset=list(CHECKS), how="all")
+    if checked.empty:
+        return ""
+    lines = ["\n\nBehaviour (pass rates of the templated cases) and robustness (test accuracy on altered reviews):\n",
+             "| model | test accuracy | all cases | minimum functionality | negation | invariance | direction | "
+             "lower-cased, no punctuation | first 50 words |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in checked.to_dict(orient="records"):
+        figures = " | ".join(_shown(row[column], "{:.3f}") for column in CHECKS)
+        lines.append(f"| {run_name(row['architecture'], row['seq_len'] or None)} | {row['test_accuracy']:.4f} | {figures} |")
+    return "\n".join(lines)
+
+
 def seeds_markdown(every_seed: list[Evaluation]) -> str:
     """Each seed's figures, when some architecture was trained with several (empty otherwise)."""
     rows = seed_rows(every_seed)
@@ -206,6 +232,7 @@ def comparison_table(
                 "test_accuracy_mean": round(over_seeds.get("test_accuracy_mean", evaluation.metrics["test_accuracy"]), 4),
                 "test_accuracy_std": round(over_seeds.get("test_accuracy_std", 0.0), 4),
                 **margins,
+                **{column: round(evaluation.metrics.get(metric, NAN), 4) for column, metric in CHECKS.items()},
                 "version": version,
                 "alias": alias,
             }

@@ -91,7 +91,7 @@ def test_the_evaluation_key_follows_the_evaluation_section_only():
     def key(*overrides: str) -> str:
         return evaluate_key("run1", "fp", 100, load_config("smoke", list(overrides)).evaluation, CODE)
 
-    assert key() == key("train.epochs=2") == key("ensemble.C=3") == key("evaluation.robustness_reviews=null")
+    assert key() == key("train.epochs=2") == key("ensemble.C=3") == key("evaluation.robustness_reviews=5000")
     for setting in ("evaluation.behaviour=false", "evaluation.robustness=false", "evaluation.robustness_reviews=500"):
         assert key(setting) != key(), setting
 

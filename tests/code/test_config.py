@@ -22,7 +22,7 @@ def test_overrides_are_typed_and_merge_into_the_profile():
 
 
 def test_the_evaluation_checks_are_on_for_every_test_review_unless_set():
-    assert Config().evaluation.model_dump() == {"behaviour": True, "robustness": True, "robustness_reviews": None}
+    assert Config().evaluation.model_dump() == {"behaviour": True, "robustness": True, "robustness_reviews": 5000}
     config = load_config("smoke", ["evaluation.behaviour=false", "evaluation.robustness_reviews=500"])
     assert not config.evaluation.behaviour and config.evaluation.robustness_reviews == 500
 

@@ -10,7 +10,7 @@ from flows.cli import format_table
 from tasks.evaluate import classification_metrics
 from tasks.prepare import split_for_training
 from tasks.records import Evaluation, TrainedModel
-from tasks.report import comparison_markdown, comparison_table, flatten, records, verdict
+from tasks.report import CHECKS, checks_markdown, comparison_markdown, comparison_table, flatten, records, verdict
 from tasks.tracking import Tracking
 
 
@@ -66,10 +66,11 @@ def _evaluation(architecture: str, seq_len: int | None, accuracy: float, auc: fl
 def test_comparison_table_and_markdown_name_each_model_with_its_registration_and_run():
     evaluations = [_evaluation("rnn", 100, 0.81234), _evaluation("bilstm", 2494, 0.9)]
     table = comparison_table(evaluations, {"rnn": ("3", "champion")})
-    assert table.to_dict(orient="records")[0] == {
+    assert records(table)[0] == {
         "architecture": "rnn", "seq_len": 100, "test_accuracy": 0.8123, "test_auc": 0.9, "test_f1": 0.8,
         "train_seconds": 12.3, "seeds": 1, "test_accuracy_mean": 0.8123, "test_accuracy_std": 0.0,
         "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None, "version": "3", "alias": "champion",
+        **dict.fromkeys(CHECKS),  # this evaluation had no behaviour or robustness checks
     }  # fmt: skip
     assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
 
@@ -159,3 +160,17 @@ def test_the_seeds_table_is_shown_only_when_some_architecture_has_several():
     assert seeds_markdown([_seed("rnn", 42, 0.8, 0.8)]) == ""
     shown = seeds_markdown([_seed("rnn", 42, 0.8, 0.79), _seed("rnn", 43, 0.84, 0.78)])
     assert "| rnn | 43 | 0.8400 | 0.8900 | 0.7800 | 10 |" in shown and "best validation accuracy" in shown
+
+
+def test_behaviour_and_robustness_figures_are_shown_for_the_models_that_have_them():
+    checked = _evaluation("rnn", 100, 0.85)
+    checked.metrics.update({"behaviour_pass_rate": 0.8123, "behaviour_mft_negation_pass_rate": 0.25,
+                            "robust_first_50_words_accuracy": 0.7712})  # fmt: skip
+    table = comparison_table([checked, _evaluation("ensemble", None, 0.9)], {})
+    rows = {row["architecture"]: row for row in records(table)}
+    assert (rows["rnn"]["behaviour_pass_rate"], rows["rnn"]["behaviour_negation"]) == (0.8123, 0.25)
+    assert rows["rnn"]["robust_first_50_words"] == 0.7712 and rows["rnn"]["behaviour_mft"] is None
+    shown = checks_markdown(table)
+    assert "| rnn-100 | 0.8500 | 0.812 |  | 0.250 |  |  |  | 0.771 |" in shown
+    assert "ensemble" not in shown  # no checks, no row
+    assert checks_markdown(comparison_table([_evaluation("rnn", 100, 0.85)], {})) == ""
