@@ -54,16 +54,17 @@ def test_each_seed_is_a_child_run_and_the_parent_has_the_figures_over_seeds(twic
     assert "| rnn | 43 |" in parent.data.tags["mlflow.note.content"]
 
     # The registered rnn is the seed with the better validation accuracy, whatever its test figure.
-    (version,) = client.search_model_versions("name = 'reviewflow-rnn'")
-    best = max(seeds, key=lambda c: c.data.metrics["validation_accuracy"])
-    assert version.run_id == best.info.run_id
+    # On a tie (smoke models are near chance) the first seed is taken.
+    best, other = sorted(seeds, key=lambda c: -c.data.metrics["validation_accuracy"])  # stable: seed 42 first on a tie
+    (version,) = client.search_model_versions(f"run_id = '{best.info.run_id}'")
+    assert version.name == "reviewflow-rnn" and not client.search_model_versions(f"run_id = '{other.info.run_id}'")
     assert "rnn-100-seed42: trained in" in result.stderr + result.stdout
 
 
 def test_the_same_config_data_and_seed_give_the_same_test_metrics(twice):
     (first, second), _ = twice
     log = second[0].stdout + second[0].stderr
-    assert log.count(": trained in") == 2  # computed again, not reused
+    assert all(f"{name}: trained in" in log for name in ("rnn-100-seed42", "rnn-100-seed43"))  # computed again, not reused
     for name in ("rnn-100-seed42", "rnn-100-seed43", "baseline-tfidf"):
         once, again = ({c.info.run_name: c for c in run[2]}[name] for run in (first, second))
         assert once.info.run_id != again.info.run_id
