@@ -28,8 +28,9 @@ NOT_SETTINGS = (
     "profile", "output_dir", "reuse", "data.source", "data.cache_dir", "train.task_runner",
     "train.dask_address", "train.max_workers", "scoring.", "servers.", "tracking.",
 )  # fmt: skip
-# The draws a run averages over: in the ablation table the seeds column shows them, not the label.
-SEED_SETTINGS = ("train.seed", "train.seeds")
+# Not an ablation's label: the draws a run averages over (the seeds column shows them), and which
+# models it trained (the table compares each model with the same model of the main run).
+NOT_ABLATED = ("train.seed", "train.seeds", "train.architectures")
 
 
 class Absent:
@@ -189,7 +190,7 @@ def architecture_figures(architecture: str, runs: list[ModelRun]) -> dict[str, A
 def ablation(main_results: list[dict[str, Any]], main_settings: dict[str, Any], other: TrainingRun) -> dict[str, Any]:
     """What the settings `other` changed from the main run were worth: per architecture, its mean test
     accuracy and the difference to the main run's (None where the main run lacks the architecture)."""
-    changed = {k: v for k, v in changes(main_settings, settings(other.params)).items() if k not in SEED_SETTINGS}
+    changed = {k: v for k, v in changes(main_settings, settings(other.params)).items() if k not in NOT_ABLATED}
     main_means = {r["architecture"]: r["mean_accuracy"] for r in main_results}
     rows = [
         {

@@ -107,10 +107,10 @@ def test_change_labels_name_each_differing_setting_from_to():
     assert change_label({}) == "no setting changed"
 
 
-def test_an_ablation_is_labelled_by_its_changed_settings_not_its_seeds_and_compared_per_architecture():
+def test_an_ablation_is_labelled_by_its_changed_settings_not_its_seeds_or_models_and_compared_per_architecture():
     main_models = [_model("rnn", s, a) for s, a in ((1, 0.70), (2, 0.72), (3, 0.74))] + [_model("bigru", 1, 0.80)]
     main = summarize(main_models)
-    other = _training("b", _params("smoke", "prepare.vocab_size=8000", "train.seed=9"),
+    other = _training("b", _params("smoke", "prepare.vocab_size=8000", "train.seed=9", "train.architectures=rnn,bilstm"),
                       [_model("rnn", 1, 0.75), _model("rnn", 2, 0.77), _model("bilstm", 1, 0.85, seq_len=400)])  # fmt: skip
     result = ablation(main, settings(_params("smoke")), other)
     assert result["change"] == "prepare.vocab_size 5000 → 8000"
