@@ -4,7 +4,7 @@ The table has exactly COLUMNS, sorted by (split, review_id), and is cached under
 `data.cache_dir` by the digest of the source, so a second run with the same data reads it back
 instead of parsing again. Only this table's path travels on to the other tasks.
 
-The package: `download` (URLs), `aclimdb` (the archive and the extracted folder), `tables`
+The package: `download` (URLs), `review_folders` (the archive and the extracted folder), `tables`
 (labeled tables in any of `tasks.formats`), `splits` (seeded splits and subsets), `cache`.
 """
 
@@ -22,7 +22,7 @@ from tasks.caching import ingest_inputs_key, reused
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError, one_line
 from tasks.formats import SUFFIXES, Format, format_of
-from tasks.ingest import aclimdb, cache, download, tables
+from tasks.ingest import review_folders, cache, download, tables
 from tasks.records import ReviewTable
 from tasks.schema import COLUMNS
 
@@ -57,7 +57,7 @@ def _local(source: str, downloads: Path) -> Path:
     if not download.is_url(source):
         return download.local_path(source)
     name = download.download_name(source)
-    if not aclimdb.is_archive(name) and format_of(name) is None:
+    if not review_folders.is_archive(name) and format_of(name) is None:
         raise ReviewflowError(f"unsupported dataset URL {source}: its name should end in the suffix of {EXPECTED}")
     return download.download(source, downloads / name)
 
@@ -65,7 +65,7 @@ def _local(source: str, downloads: Path) -> Path:
 def _kind(path: Path) -> Kind:
     if path.is_dir():
         return "folder"
-    if aclimdb.is_archive(path.name):
+    if review_folders.is_archive(path.name):
         return "archive"
     if (fmt := format_of(path.name)) is None:
         raise ReviewflowError(f"unsupported dataset file {path}: expected {EXPECTED}")
@@ -73,9 +73,9 @@ def _kind(path: Path) -> Kind:
 
 
 def _digest(path: Path, kind: Kind) -> str:
-    """sha256 of the file bytes, or for a folder of its review files (see `aclimdb.folder_digest`)."""
+    """sha256 of the file bytes, or for a folder of its review files (see `review_folders.folder_digest`)."""
     if kind == "folder":
-        return aclimdb.folder_digest(aclimdb.review_root(path))
+        return review_folders.folder_digest(review_folders.review_root(path))
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
@@ -84,9 +84,9 @@ def _build_full_table(local: Path, kind: Kind, digest: str, data: DataConfig, ca
     """Parse the source and write the full table into the cache."""
     started = time.perf_counter()
     if kind == "archive":
-        frame, generated_split = aclimdb.read_archive(local, data.max_archive_bytes), False
+        frame, generated_split = review_folders.read_archive(local, data.max_archive_bytes), False
     elif kind == "folder":
-        frame, generated_split = aclimdb.read_folder(aclimdb.review_root(local)), False
+        frame, generated_split = review_folders.read_folder(review_folders.review_root(local)), False
     else:
         frame, generated_split = tables.read_labeled_table(local, kind, data.test_fraction)
     path = cache.full_table_path(cache_dir, digest, generated_split, data.test_fraction)

@@ -19,7 +19,7 @@ import pytest
 from tasks import files
 from tasks.config import DataConfig
 from tasks.errors import ReviewflowError
-from tasks.ingest import aclimdb, ingest_reviews, splits
+from tasks.ingest import review_folders, ingest_reviews, splits
 from tasks.records import ReviewTable
 from tasks.schema import COLUMNS
 
@@ -267,7 +267,7 @@ def test_second_call_reads_the_cache_without_parsing(workdir: Path, monkeypatch:
     def must_not_parse(*args: object) -> None:
         raise AssertionError("the archive was parsed again")
 
-    monkeypatch.setattr(aclimdb, "read_archive", must_not_parse)
+    monkeypatch.setattr(review_folders, "read_archive", must_not_parse)
     second = run(archive)
     assert second == first
     assert second.path.stat().st_mtime_ns == stamp

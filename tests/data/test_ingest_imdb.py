@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tasks.config import DataConfig
-from tasks.ingest import aclimdb, ingest_reviews
+from tasks.ingest import review_folders, ingest_reviews
 from tasks.records import ReviewTable
 from tasks.schema import COLUMNS
 
@@ -69,7 +69,7 @@ def test_texts_are_the_original_files(reviews: pd.DataFrame) -> None:
 def test_second_load_uses_the_cache(
     first_load: ReviewTable, imdb_archive: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aclimdb, "read_archive", lambda *a: pytest.fail("the archive was parsed again"))
+    monkeypatch.setattr(review_folders, "read_archive", lambda *a: pytest.fail("the archive was parsed again"))
     stamp = first_load.path.stat().st_mtime_ns
     again = ingest_reviews(DataConfig(source=str(imdb_archive), cache_dir=cache_dir))
     assert again == first_load and again.path.stat().st_mtime_ns == stamp
