@@ -48,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
                             help="put the tables between FILE's `<!-- results:<profile> -->` and `<!-- /results:<profile> -->`")
     report_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     report_cmd.set_defaults(run=run_report)
+    bench_cmd = commands.add_parser("bench", help="benchmarks side by side with the notebook's way; also an MLflow run in reviewflow-bench")
+    bench_cmd.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (under 15 minutes on 2 cores)")
+    bench_cmd.add_argument("--only", metavar="NAME,...", help="run only these benchmarks (default: all)")
+    bench_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    bench_cmd.add_argument("--write", type=Path, metavar="FILE",
+                           help="put the table between FILE's `<!-- results:bench -->` and `<!-- /results:bench -->`")
+    bench_cmd.add_argument("--profile", metavar="FLOW_RUN", nargs="?", const="latest",
+                           help="instead, show where a training flow run's time went (default: the latest), from Prefect's record")
+    bench_cmd.set_defaults(run=run_bench)
     args = parser.parse_args(argv)
     # SIGTERM (a scheduler, `kill`) interrupts like Ctrl-C, so a training records how it ended.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -120,6 +129,29 @@ def run_score(args: argparse.Namespace) -> int:
     for row in quarantined:
         print(f"reviewflow: quarantined {row['file']}: {row['reason']}", file=sys.stderr)
     return 1 if quarantined else 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.profile:
+        from tasks.bench.profile import flow_profile, profile_markdown
+
+        with prefect_api():
+            print(profile_markdown(flow_profile(args.profile)))
+        return 0
+    from flows.bench import bench
+
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
+    if only == []:
+        raise ReviewflowError("--only names no benchmark")
+    _expected_errors_in_one_line()
+    try:
+        bench(args.quick, only, args.json, args.write)
+    except (ReviewflowError, KeyboardInterrupt):
+        raise
+    except Exception:
+        logging.getLogger("reviewflow").exception("the bench failed")  # a bug: its traceback belongs in the log
+        raise
+    return 0
 
 
 def run_report(args: argparse.Namespace) -> int:

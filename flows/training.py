@@ -25,7 +25,7 @@ from tasks.errors import ReviewflowError, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
-from tasks.processes import stop_running
+from tasks.processes import process_slots, stop_running
 from tasks.records import Evaluation, Failure, PreparedData
 from tasks.seeds import best_seeds, seed_settings
 from tasks.register import register_task
@@ -72,9 +72,7 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
-        outcomes = train_models.with_options(task_runner=task_runner(config, workers))(
-            config, prepared, tracking, threads_per_training(workers), run_dir / "models"
-        )
+        outcomes = train_models.with_options(task_runner=task_runner(config, workers))(config, prepared, tracking, workers, run_dir / "models")
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         chosen = best_seeds(evaluations)  # one per architecture, picked on validation
@@ -98,10 +96,19 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 
 @flow(name="train-models")
 def train_models(
-    config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
+    config: Config, prepared: PreparedData, tracking: Tracking, workers: int, models_dir: Path
 ) -> list[Evaluation | Failure]:
     """Each architecture and seed (the baseline too, once) trains and is evaluated as its own task, concurrently on
-    the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached)."""
+    the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached).
+
+    With the process runner, every task has a thread, and `workers` slots decide which run: a task waiting
+    for its input holds none, and the costliest waiting work starts first (tasks.processes.Slots).
+    """
+    with process_slots(workers):
+        return _train_and_evaluate(config, prepared, tracking, threads_per_training(workers), models_dir)
+
+
+def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> list[Evaluation | Failure]:
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
     submitted = {}
     for architecture in config.train.architectures:
@@ -144,7 +151,9 @@ def task_runner(config: Config, workers: int) -> TaskRunner:
     """Processes on this machine (threads that each start a process per task: see tasks.processes),
     or a Dask cluster (local, or an existing one by address)."""
     if config.train.task_runner == "process":
-        return ThreadPoolTaskRunner(max_workers=workers)
+        # A thread per task (a training and an evaluation per model and seed): the slots, not the threads, limit the work.
+        models = sum(1 if a == BASELINE else config.train.seeds for a in config.train.architectures)
+        return ThreadPoolTaskRunner(max_workers=2 * models)
     from prefect_dask import DaskTaskRunner
 
     if config.train.dask_address:

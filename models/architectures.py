@@ -1,7 +1,7 @@
 """The model families by name: the notebook's four recurrent classifiers, the TF-IDF baseline, the ensemble.
 
 Each recurrent model reads right-padded token ids of any length (batches are padded only to
-their own longest review); the embedding masks the padding so the recurrent layers skip it.
+their own longest review); its recurrent layers stop at each review's last real token.
 The baseline (models/baseline.py) reads raw text; the ensemble (models/ensemble.py) combines
 the others' probabilities.
 """
@@ -44,40 +44,69 @@ def build_model(
     spatial_dropout: float = 0.0,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    read_padding: bool = False,
 ) -> keras.Model:
     """An uncompiled classifier whose output is the probability that a review is positive.
 
     The dropouts are training practice, not architecture: at prediction they do nothing, and
-    the layers and their sizes stay the notebook's.
+    the layers and their sizes stay the notebook's. The recurrent layers read each row up to its
+    last real token (models/recurrent.py), which is what masking the padding gives, cheaper;
+    `read_padding=True` is the notebook's own way (its recurrent layers read the padding as
+    words): benchmarks compare against it.
     """
     # Imported here: reading the names above must not cost TensorFlow's four-second import.
     import keras
     from keras import layers
 
     drop = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
-    recurrent = {
-        "rnn": lambda: [layers.SimpleRNN(units, **drop)],
-        "birnn": lambda: [
-            layers.Bidirectional(layers.SimpleRNN(units, return_sequences=True, **drop)),
-            layers.Bidirectional(layers.SimpleRNN(units, **drop)),
-        ],
-        "bigru": lambda: [
-            layers.Bidirectional(layers.GRU(units, return_sequences=True, **drop)),
-            layers.Bidirectional(layers.GRU(units, **drop)),
-        ],
-        "bilstm": lambda: [layers.Bidirectional(layers.LSTM(units, **drop))],
-    }
-    if architecture not in recurrent:
+    cell = {"rnn": layers.SimpleRNN, "birnn": layers.SimpleRNN, "bigru": layers.GRU, "bilstm": layers.LSTM}
+    # (bidirectional, return_sequences) of each recurrent layer, first to last
+    stack = {"rnn": [(False, False)], "birnn": [(True, True), (True, False)], "bigru": [(True, True), (True, False)], "bilstm": [(True, False)]}
+    if architecture not in stack:
         raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
     # The recurrent layers are made first: the order layers are made in decides, under a fixed
     # seed, which initial weights each gets, and so the metrics a seed gives.
-    middle = recurrent[architecture]()
+    if not read_padding:
+        from models.recurrent import PaddedRecurrent, TokenCounts
+
+        middle = [
+            PaddedRecurrent(cell[architecture](units, **drop), bidirectional=both, return_sequences=sequences, name=f"recurrent_{i}")
+            for i, (both, sequences) in enumerate(stack[architecture])
+        ]
+    else:
+        def plain(both: bool, sequences: bool) -> keras.layers.Layer:
+            layer = cell[architecture](units, return_sequences=sequences, **drop)
+            return layers.Bidirectional(layer) if both else layer
+
+        middle = [plain(*s) for s in stack[architecture]]
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(tokens)
     if spatial_dropout:
         x = layers.SpatialDropout1D(spatial_dropout, name="spatial_dropout")(x)
+    lengths = None if read_padding else TokenCounts(name="lengths")(tokens)
     for layer in middle:
-        x = layer(x)
+        x = layer(x) if read_padding else layer([x, lengths])
     x = layers.Dense(64, activation="relu", name="dense")(x)
     probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
     return keras.Model(tokens, probability, name=architecture)
+
+
+def recurrent_macs_per_token(architecture: str, embedding_dim: int = 64, units: int = 64) -> int:
+    """Multiply-adds the recurrent layers of `build_model` spend on one token of one review, forward only.
+
+    A cell of `gates` gates over an input of width d does `gates * units * (d + units)`; a
+    bidirectional layer runs two, and its output (2 x units) is the next layer's input. The
+    embedding lookup and the dense head work once per review, not per token, and are left out.
+    """
+    def cell(gates: int, width: int) -> int:
+        return gates * units * (width + units)
+
+    stacks = {
+        "rnn": cell(1, embedding_dim),
+        "birnn": 2 * cell(1, embedding_dim) + 2 * cell(1, 2 * units),
+        "bigru": 2 * cell(3, embedding_dim) + 2 * cell(3, 2 * units),
+        "bilstm": 2 * cell(4, embedding_dim),
+    }
+    if architecture not in stacks:
+        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
+    return stacks[architecture]

@@ -6,7 +6,7 @@ token instead of `rows x seq_len` float64 cells.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,9 @@ from models.text import PAD_ID
 # Reviews are sorted by length within pools of this many batches, then the batches are
 # shuffled: similar lengths share a batch while the order of batches stays random.
 POOL_BATCHES = 50
+# Batches of one width let TensorFlow build the training step for a known shape, which trained
+# about 15% faster here than batches whose width varies: below this saving, one width it is.
+KNOWN_SHAPE_GAIN = 1.15
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,11 @@ class Sequences:
             batch[i, :n] = self.tokens[start : start + n]
         return batch
 
+    def head(self, rows: int) -> "Sequences":
+        """The first `rows` reviews (all of them if there are fewer)."""
+        rows = min(rows, len(self))
+        return Sequences(self.tokens[: self.offsets[rows]], self.offsets[: rows + 1])
+
     def save(self, path: Path) -> None:
         np.savez(path, tokens=self.tokens, offsets=self.offsets)
 
@@ -78,15 +86,19 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def training_width(lengths: np.ndarray, batch_size: int) -> int | None:
+    """The one width to pad every batch to (the longest row) when that computes at most
+    `KNOWN_SHAPE_GAIN` times the tokens of length buckets; None: each batch to its own longest."""
+    if not len(lengths):
+        return None
+    ordered = np.sort(lengths)[::-1]
+    bucketed = sum(int(ordered[i]) * len(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size))
+    widest = int(ordered[0])
+    return widest if widest * len(lengths) <= KNOWN_SHAPE_GAIN * bucketed else None
+
+
 def batch_count(rows: int, batch_size: int) -> int:
     """How many batches `bucketed_batches` makes of `rows` rows (with or without shuffling)."""
     pool = batch_size * POOL_BATCHES
     full_pools, rest = divmod(rows, pool)
     return full_pools * POOL_BATCHES + -(-rest // batch_size)
-
-
-def iterate_batches(sequences: Sequences, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator | None) -> Iterator:
-    """Padded batches `(x, y)` (or `x` alone without labels) in bucketed order."""
-    for rows in bucketed_batches(sequences.lengths, batch_size, rng):
-        x = sequences.pad(rows)
-        yield x if labels is None else (x, labels[rows])

@@ -21,6 +21,7 @@ import numpy as np
 from prefect import task
 from sklearn import metrics as skm
 
+from models.architectures import recurrent_macs_per_token
 from models.baseline import BaselineClassifier
 from models.behaviour import run_suite
 from models.classifiers import load_classifier
@@ -178,7 +179,15 @@ def evaluate_in_own_process(
     trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int, settings: EvaluationConfig
 ) -> Evaluation:
     """`evaluate_model` in a process of its own, like the training (see tasks.processes)."""
-    return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads, settings)
+    return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads, settings, cost=evaluation_cost(trained, prepared))
+
+
+def evaluation_cost(trained: TrainedModel, prepared: PreparedData) -> float:
+    """Multiply-adds of one forward pass over the test split (the baseline's are not counted: it is quick)."""
+    if trained.seq_len is None:
+        return 0.0
+    tokens = prepared.load("test", trained.seq_len)[0].tokens.size
+    return tokens * recurrent_macs_per_token(trained.architecture)
 
 
 evaluate_task = task(

@@ -7,12 +7,16 @@ message that names the work and the signal, while the other models train on.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import logging
 import multiprocessing
 import queue
 import signal
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from tasks.errors import ReviewflowError
@@ -23,14 +27,86 @@ _POLL_S = 0.2
 _running: set[multiprocessing.process.BaseProcess] = set()
 
 
-def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result:
+class Slots:
+    """At most `size` pieces of work at once; when one ends, the costliest waiting piece starts next.
+
+    Costliest first keeps the longest training from starting last and stretching the run
+    (longest-processing-time-first scheduling); a task still waiting for its input holds no slot.
+    """
+
+    def __init__(self, size: int):
+        self.size, self.busy, self.stopped = size, 0, False
+        self._waiting: list[tuple[float, int]] = []
+        self._order = itertools.count()  # equal costs start in the order they asked
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def held(self, cost: float) -> Iterator[None]:
+        with self._changed:
+            ticket = (-cost, next(self._order))
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while not (self.stopped or (self.busy < self.size and self._waiting[0] == ticket)):
+                    self._changed.wait(timeout=_POLL_S)  # short waits: a stopped run must not hang its threads
+            finally:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._changed.notify_all()
+            if self.stopped:
+                raise ReviewflowError("stopped before it started: the run is being interrupted")
+            self.busy += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.busy -= 1
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        with self._changed:
+            self.stopped = True
+            self._changed.notify_all()
+
+
+_slots: Slots | None = None
+
+
+@contextlib.contextmanager
+def process_slots(size: int) -> Iterator[Slots]:
+    """While open, work run through `in_own_process` or `in_slot` here runs at most `size` at a time."""
+    global _slots
+    _slots = Slots(size)
+    try:
+        yield _slots
+    finally:
+        _slots = None
+
+
+@contextlib.contextmanager
+def in_slot(cost: float = 0.0) -> Iterator[None]:
+    """Hold one of the open `process_slots` (costliest first) while the block runs; no limit when none are open."""
+    slots = _slots
+    if slots is None:
+        yield
+        return
+    with slots.held(cost):
+        yield
+
+
+def in_own_process(work: Callable[..., Result], name: str, *args: Any, cost: float = 0.0) -> Result:
     """`work(*args)` in a new process (spawned: no state shared), its `reviewflow` log lines
-    re-logged here, its result returned and its error raised here.
+    re-logged here, its result returned and its error raised here. With `process_slots` open,
+    it first waits for a slot (`cost` orders the waiting: costliest first).
 
     Inside a daemonic process (a Dask worker), which may not have children, it runs here.
     """
     if multiprocessing.current_process().daemon:
         return work(*args)
+    with in_slot(cost):
+        return _run_in_process(work, name, args)
+
+
+def _run_in_process(work: Callable[..., Result], name: str, args: tuple[Any, ...]) -> Result:
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     process = context.Process(target=_child, args=(work, args, messages), name=name)
@@ -54,7 +130,9 @@ def in_own_process(work: Callable[..., Result], name: str, *args: Any) -> Result
 
 
 def stop_running() -> None:
-    """End every process `in_own_process` started here and still running (the run is being interrupted)."""
+    """End every process `in_own_process` started here and still running, and start no more (the run is being interrupted)."""
+    if _slots is not None:
+        _slots.stop()
     for process in list(_running):
         if process.is_alive():
             process.terminate()

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from prefect import task
 
-from models.architectures import build_model, run_name
+from models.architectures import build_model, recurrent_macs_per_token, run_name
 from models.batching import batch_count
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
@@ -134,15 +134,7 @@ def fit_model(architecture: str, seq_len: int, prepared: PreparedData, settings:
     """Build and fit one architecture with the configured training practice; returns the model, its history and seconds."""
     train_x, train_y = prepared.load("train", seq_len)
     val_x, val_y = prepared.load("validation", seq_len)
-    model = build_model(
-        architecture, prepared.vocab_size, settings.embedding_dim, settings.units,
-        settings.spatial_dropout, settings.dropout, settings.recurrent_dropout,
-    )  # fmt: skip
-    model.compile(
-        optimizer=optimizer(settings, steps_per_epoch=batch_count(len(train_x), settings.batch_size)),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
+    model = compiled_model(architecture, prepared.vocab_size, settings, batch_count(len(train_x), settings.batch_size))
     if settings.restore_best_epoch or settings.patience:
         callbacks = [*callbacks, best_epoch(settings)]
     started = time.perf_counter()
@@ -155,6 +147,19 @@ def fit_model(architecture: str, seq_len: int, prepared: PreparedData, settings:
         verbose=0,
     )
     return model, history, time.perf_counter() - started
+
+
+def compiled_model(architecture: str, vocab_size: int, settings: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    model = build_model(
+        architecture, vocab_size, settings.embedding_dim, settings.units,
+        settings.spatial_dropout, settings.dropout, settings.recurrent_dropout,
+    )  # fmt: skip
+    model.compile(
+        optimizer=optimizer(settings, steps_per_epoch),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model
 
 
 def optimizer(settings: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -185,8 +190,16 @@ def train_in_own_process(
     """`train_architecture` in a process of its own: killed (out of memory), it fails alone and says so."""
     name = run_name(architecture, seq_len, settings.seed if several_seeds else None)
     return in_own_process(
-        train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir, several_seeds
-    )
+        train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir, several_seeds,
+        cost=training_cost(architecture, seq_len, prepared, settings),
+    )  # fmt: skip
+
+
+def training_cost(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig) -> float:
+    """Multiply-adds of the recurrent layers over the whole training (forward and backward, about three
+    forward passes, every epoch): what puts the longest training first when trainings wait for a core."""
+    tokens = prepared.load("train", seq_len)[0].tokens.size
+    return 3 * settings.epochs * tokens * recurrent_macs_per_token(architecture, settings.embedding_dim, settings.units)
 
 
 train_task = task(

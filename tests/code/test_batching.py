@@ -56,3 +56,13 @@ def test_batch_count_matches_the_batches_made():
         lengths = np.ones(rows, dtype=int)
         assert batch_count(rows, 128) == len(bucketed_batches(lengths, 128, np.random.default_rng(0)))
         assert batch_count(rows, 128) == len(bucketed_batches(lengths, 128))
+
+
+def test_one_width_for_all_batches_only_where_it_costs_little_more_than_buckets():
+    from models.batching import training_width
+
+    nearly_full = np.array([100] * 900 + [60] * 100)  # reviews cut at 100 words: most are full
+    assert training_width(nearly_full, 128) == 100
+    spread = np.array([2494] + [200] * 999)  # one long review among short ones: buckets save most
+    assert training_width(spread, 128) is None
+    assert training_width(np.array([], dtype=np.int64), 128) is None

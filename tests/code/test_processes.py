@@ -3,11 +3,13 @@
 import logging
 import os
 import signal
+import threading
+import time
 
 import pytest
 
 from tasks.errors import ReviewflowError
-from tasks.processes import in_own_process
+from tasks.processes import Slots, in_own_process
 
 
 def double_and_log(value: int) -> int:
@@ -53,3 +55,58 @@ def test_a_killed_process_fails_its_work_naming_it_and_the_signal(sig, reason):
     with pytest.raises(ReviewflowError) as raised:
         in_own_process(die, "bilstm-2494", sig)
     assert str(raised.value).startswith(reason)
+
+
+def test_slots_run_at_most_their_size_at_once_and_the_costliest_waiting_first():
+    slots = Slots(1)
+    started, running, most = [], [0], [0]
+    lock = threading.Lock()
+
+    release_first = threading.Event()
+
+    def work(name, cost):
+        with slots.held(cost):
+            with lock:
+                started.append(name)
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            if name == "first":
+                release_first.wait(timeout=10)
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+    first = threading.Thread(target=work, args=("first", 0))
+    first.start()
+    while not started:
+        time.sleep(0.01)
+    waiting = [threading.Thread(target=work, args=(name, cost)) for name, cost in [("cheap", 1), ("dear", 9), ("middling", 5)]]
+    for thread in waiting:
+        thread.start()
+    while len(slots._waiting) < 3:  # all three queue behind "first", which holds the one slot
+        time.sleep(0.01)
+    release_first.set()
+    for thread in [first, *waiting]:
+        thread.join()
+    assert started == ["first", "dear", "middling", "cheap"]
+    assert most[0] == 1
+
+
+def test_stopped_slots_start_nothing_more():
+    slots = Slots(1)
+    errors = []
+
+    def wait_for_a_slot():
+        try:
+            with slots.held(1):
+                pass
+        except ReviewflowError as exc:
+            errors.append(str(exc))
+
+    with slots.held(0):
+        waiter = threading.Thread(target=wait_for_a_slot)
+        waiter.start()
+        time.sleep(0.1)
+        slots.stop()
+        waiter.join(timeout=5)
+    assert errors == ["stopped before it started: the run is being interrupted"]

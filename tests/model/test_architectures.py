@@ -1,4 +1,4 @@
-"""The four recurrent architectures: the notebook's layer specs, masking, and length bucketing; the names of every family."""
+"""The four recurrent architectures: the notebook's layer specs, padding that is never read, and length bucketing; the names of every family."""
 
 import ast
 from pathlib import Path
@@ -12,27 +12,42 @@ from models.batching import Sequences
 from models.sentiment import SentimentClassifier
 from models.text import Vocabulary
 
-EXPECTED_LAYERS = {
-    "rnn": ["Embedding", "SimpleRNN", "Dense", "Dense"],
-    "birnn": ["Embedding", "Bidirectional", "Bidirectional", "Dense", "Dense"],
-    "bigru": ["Embedding", "Bidirectional", "Bidirectional", "Dense", "Dense"],
-    "bilstm": ["Embedding", "Bidirectional", "Dense", "Dense"],
+# The notebook's recurrent layers, first to last: (layer, bidirectional, returns sequences)
+NOTEBOOK_STACK = {
+    "rnn": [("SimpleRNN", False, False)],
+    "birnn": [("SimpleRNN", True, True), ("SimpleRNN", True, False)],
+    "bigru": [("GRU", True, True), ("GRU", True, False)],
+    "bilstm": [("LSTM", True, False)],
 }
-RECURRENT_LAYER = {"birnn": "SimpleRNN", "bigru": "GRU", "bilstm": "LSTM"}
 
 
 @pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_layer_specs_match_the_notebook(architecture):
     model = build_model(architecture, vocab_size=100)
     layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-    assert [l.__class__.__name__ for l in layers] == EXPECTED_LAYERS[architecture]
-    embedding = layers[0]
-    assert embedding.input_dim == 100 and embedding.output_dim == 64 and embedding.mask_zero
-    if architecture in RECURRENT_LAYER:
-        assert all(l.forward_layer.__class__.__name__ == RECURRENT_LAYER[architecture] for l in layers[1:-2])
-        assert all(l.forward_layer.units == 64 for l in layers[1:-2])
-    assert layers[-2].units == 64 and layers[-2].activation.__name__ == "relu"
-    assert layers[-1].units == 1 and layers[-1].activation.__name__ == "sigmoid"
+    embedding = next(l for l in layers if isinstance(l, keras.layers.Embedding))
+    assert embedding.input_dim == 100 and embedding.output_dim == 64
+    recurrent = [l for l in layers if l.__class__.__name__ == "PaddedRecurrent"]
+    assert [(l.forward_layer.__class__.__name__, l.bidirectional, l.return_sequences) for l in recurrent] == NOTEBOOK_STACK[architecture]
+    assert all(l.forward_layer.units == 64 for l in recurrent)
+    assert all((l.backward_layer is not None) == l.bidirectional for l in recurrent)
+    dense = [l for l in layers if isinstance(l, keras.layers.Dense)]
+    assert [(d.units, d.activation.__name__) for d in dense] == [(64, "relu"), (1, "sigmoid")]
+    assert layers[-1] is dense[-1]
+
+
+@pytest.mark.parametrize("architecture", list(RECURRENT))
+def test_the_notebooks_way_reads_the_padding_with_plain_keras_layers(architecture):
+    model = build_model(architecture, vocab_size=100, read_padding=True)
+    stack = [l for l in model.layers if isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional))]
+    described = [
+        ((l.forward_layer if isinstance(l, keras.layers.Bidirectional) else l).__class__.__name__,
+         isinstance(l, keras.layers.Bidirectional),
+         (l.forward_layer if isinstance(l, keras.layers.Bidirectional) else l).return_sequences)
+        for l in stack
+    ]  # fmt: skip
+    assert described == NOTEBOOK_STACK[architecture]
+    assert not next(l for l in model.layers if isinstance(l, keras.layers.Embedding)).mask_zero
 
 
 @pytest.mark.parametrize("architecture", list(RECURRENT))

@@ -1,0 +1,276 @@
+"""`reviewflow bench`: every benchmark side by side with the notebook's way (or its own baseline), in one
+invocation on the same real reviews, with its own MLflow tracking server and Prefect server.
+
+The figures go to the terminal as a table, to `--json`, to `--write` (between a file's
+`<!-- results:bench -->` markers) and to an MLflow run in the experiment `reviewflow-bench`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows.servers import free_port, start_mlflow_server
+from flows.stack import start_prefect_server
+from models.architectures import RECURRENT
+from tasks.bench import overhead as overhead_bench
+from tasks.bench import scoring as scoring_bench
+from tasks.bench import training as training_bench
+from tasks.bench.sides import Figure
+from tasks.config import Config, DataConfig, TrackingConfig, tracking_settings
+from tasks.errors import ReviewflowError
+from tasks.files import atomic_write, write_json
+from tasks.results import replace_between_markers
+from tasks.tracking import MODELS_PACKAGE, connect, redacted
+
+log = logging.getLogger("reviewflow")
+
+BENCHMARKS = ("train_rnn", "train_birnn", "train_bigru", "train_bilstm", "efficiency", "parallel", "overhead", "score", "score_startup", "score_memory")
+NEEDS_MODELS = {"score", "score_startup", "score_memory"}  # they score with champions a training registered
+EXPERIMENT = "reviewflow-bench"
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    reviews_per_split: int  # the bench's data: this many real reviews in train and in test
+    train_rows: int  # reviews per timed epoch, length 100
+    bilstm_rows: int  # reviews per timed epoch, length 2494
+    repeats: int  # measurements of each side, alternated (training throughput, efficiency, scoring, start-up)
+    flow_repeats: int  # of the minutes-long ones: overhead and parallel
+    epochs: int  # of the whole trainings in overhead and parallel
+    score_rows: int
+    notebook_score_rows: int  # one predict() per review and model is slow: fewer reviews, the same measure (reviews/s)
+    memory_rows: int
+
+
+FULL = Sizes(10_000, 4096, 1024, 5, 3, 1, 25_000, 200, 1_000_000)
+QUICK = Sizes(5_000, 1024, 256, 3, 1, 1, 2_500, 40, 50_000)
+
+
+def bench(
+    quick: bool = False, only: list[str] | None = None, json_path: Path | None = None, write: Path | None = None, sizes: Sizes | None = None
+) -> dict[str, Any]:
+    """Run the benchmarks (`only` some of them) at the full or quick sizes (or `sizes`); returns what --json writes."""
+    names = list(only or BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ReviewflowError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
+    names = [n for n in BENCHMARKS if n in names]
+    sizes = sizes or (QUICK if quick else FULL)
+    existing = _read(write) if write else None  # a bad --write fails before minutes of work
+    if existing is not None:
+        replace_between_markers(existing, "bench", "", str(write))
+    recorder = connect(tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT}))
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
+    try:
+        figures = run_benchmarks(names, sizes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "quick": quick,
+        "commit": commit(),
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+        "sizes": sizes.__dict__,
+        "benchmarks": {name: figure.as_dict() for name, figure in figures.items()},
+    }
+    markdown = bench_markdown(result)
+    result["mlflow_run_id"] = record(recorder, result, markdown)
+    if json_path:
+        write_json(json_path, result)
+    if existing is not None:
+        with atomic_write(write) as file:
+            file.write(replace_between_markers(existing, "bench", markdown, str(write)).encode("utf-8"))
+    print(markdown)
+    return result
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReviewflowError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def run_benchmarks(names: list[str], sizes: Sizes, work: Path) -> dict[str, Figure]:
+    from tasks.ingest import ingest_reviews
+    from tasks.prepare import prepare_sequences
+
+    # The project's download and Parquet cache: the dataset is read from its archive once, not per bench.
+    data = {"reviews_per_split": sizes.reviews_per_split, "cache_dir": str(DataConfig().cache_dir.resolve())}
+    config = Config.model_validate({"data": data, "train": {"epochs": sizes.epochs}})
+    table = ingest_reviews(config.data)
+    cores = os.cpu_count() or 1
+    figures: dict[str, Figure] = {}
+    step = _progress(names)
+    if any(n.startswith("train_") or n in ("efficiency", "parallel") for n in names):
+        seq_lens = sorted(set(config.train.seq_len[a] for a in RECURRENT))
+        prepared = prepare_sequences(table.path, config.prepare, seq_lens, config.train.seed, work / "prepared")
+    for architecture in RECURRENT:
+        if f"train_{architecture}" in names:
+            rows = sizes.bilstm_rows if architecture == "bilstm" else sizes.train_rows
+            step(f"train_{architecture}")
+            figures[f"train_{architecture}"] = training_bench.train_throughput(
+                architecture, config.train.seq_len[architecture], prepared, config.train, rows, sizes.repeats, cores
+            )
+    if "efficiency" in names:
+        step("efficiency")
+        figures["efficiency"] = training_bench.efficiency(prepared, config.train, sizes.bilstm_rows, sizes.repeats, cores)
+    if "parallel" in names:
+        step("parallel")
+        figures["parallel"] = training_bench.parallel(prepared, config.train, list(RECURRENT), cores, sizes.flow_repeats)
+    if "overhead" in names or NEEDS_MODELS & set(names):
+        figures.update(_with_servers(names, sizes, work, data, table.path))
+    return figures
+
+
+def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, Any], table_path: Path) -> dict[str, Figure]:
+    """The benchmarks that need a tracking server and a Prefect server (started here, stopped after)."""
+    figures: dict[str, Figure] = {}
+    mlflow_server = start_mlflow_server(work / "mlflow", HOST, free_port())
+    prefect = None
+    try:
+        prefect = start_prefect_server(work / "prefect", HOST, free_port())
+        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "PREFECT_API_URL": f"{prefect.url}/api",
+               "PREFECT_HOME": str(work / "prefect-client")}  # fmt: skip
+        # Small test-sized data must still pass the flow's validation of row counts.
+        overrides = {**{f"data.{k}": str(v) for k, v in data.items()}, "validation.min_rows_per_split": str(min(1000, sizes.reviews_per_split))}
+        step = _progress(names)
+        if "overhead" in names:
+            step("overhead")
+            figures["overhead"] = overhead_bench.overhead(overrides, sizes.epochs, work, env, mlflow_server.url, sizes.flow_repeats)
+        elif NEEDS_MODELS & set(names):
+            log.info("bench: training the champions to score with (not measured)")
+            overhead_bench.run_timed(overhead_bench.flow_command(overrides, sizes.epochs), env, work)
+        texts = pd.read_parquet(table_path, columns=["text", "split"]).query("split == 'test'")["text"].tolist()
+        if "score" in names:
+            step("score")
+            figures["score"] = scoring_bench.score(mlflow_server.url, texts, sizes.score_rows, sizes.notebook_score_rows, work, sizes.repeats,
+                                                   os.cpu_count() or 1)  # fmt: skip
+        if "score_startup" in names:
+            step("score_startup")
+            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / scoring_bench.MODEL_CACHE, sizes.repeats)
+        if "score_memory" in names:
+            step("score_memory")
+            figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env)
+    finally:
+        if prefect is not None:
+            prefect.stop()
+        mlflow_server.stop()
+    return figures
+
+
+def _progress(names: list[str]):
+    def step(name: str) -> None:
+        log.info("bench %d/%d: %s", names.index(name) + 1, len(names), name)
+
+    return step
+
+
+def commit() -> str:
+    try:
+        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=MODELS_PACKAGE.parent, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=MODELS_PACKAGE.parent, capture_output=True,
+                               text=True, timeout=5)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return found.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    packages = ["tensorflow", "tensorflow-cpu", "keras", "mlflow", "prefect", "great-expectations", "pandas", "numpy", "scikit-learn"]
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cores": os.cpu_count() or 1, "cpu": cpu, "python": platform.python_version(), "system": platform.platform(), "versions": versions}
+
+
+def bench_markdown(result: dict[str, Any]) -> str:
+    sized = "quick" if result["quick"] else "full"
+    m = result["machine"]
+    lines = [
+        f"`reviewflow bench{' --quick' if result['quick'] else ''}` ({sized} sizes), commit `{result['commit'][:12]}`, "
+        f"{m['cores']} cores, {m['cpu']}, TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}; "
+        f"{result['seconds'] / 60:.0f} min. Medians of alternated repeats; ratio = ours / baseline.",
+        "",
+        "| benchmark | ours | baseline | ratio | target | met | unit | samples (ours; baseline) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in result["benchmarks"].items():
+        samples = "; ".join(", ".join(_number(v) for v in f["samples"].get(side, [])) for side in ("ours", "baseline") if f["samples"].get(side))
+        met = {True: "yes", False: "**no**", None: ""}[f["met"]]
+        ratio = "" if f["ratio"] is None else f"{f['ratio']:.3g}"
+        lines.append(f"| {name} | {_number(f['ours'])} | {_number(f['baseline'])} | {ratio} | {f['target'] or 'reported'} | {met} | {f['unit']} | {samples} |")
+    overhead = result["benchmarks"].get("overhead")
+    if overhead:
+        lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead['details']['startup_seconds_median']:.1f} s (median)."]
+    efficiency = result["benchmarks"].get("efficiency")
+    if efficiency:
+        lines += ["", f"Efficiency: {efficiency['details']['computed']}."]
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def record(recorder: Any, result: dict[str, Any], markdown: str) -> str:
+    """The bench run in MLflow: each figure a metric, the commit a tag, the ratios as a bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    client = recorder.client()
+    tags = {"mlflow.source.git.commit": result["commit"].removesuffix("-dirty"), "commit": result["commit"],
+            "quick": str(result["quick"]).lower(), "cpu": result["machine"]["cpu"]}  # fmt: skip
+    run = client.create_run(recorder.experiment_id, run_name=f"bench-{'quick' if result['quick'] else 'full'}", tags=tags)
+    run_id = run.info.run_id
+    for name, figure in result["benchmarks"].items():
+        for side in ("ours", "baseline", "ratio"):
+            if figure[side] is not None:
+                client.log_metric(run_id, f"{name}.{side}", figure[side])
+    for key, value in {"cores": result["machine"]["cores"], **result["machine"]["versions"], **result["sizes"]}.items():
+        client.log_param(run_id, key, value)
+    client.log_metric(run_id, "seconds", result["seconds"])
+    with tempfile.TemporaryDirectory() as folder:
+        ratios = {n: f["ratio"] for n, f in result["benchmarks"].items() if f["ratio"] is not None}
+        if ratios:
+            figure, axis = plt.subplots(figsize=(7, 0.45 * len(ratios) + 1.2))
+            axis.barh(list(ratios), list(ratios.values()), color="tab:blue")
+            axis.axvline(1, color="grey", linestyle=":")
+            axis.set_xscale("log")
+            axis.set_xlabel("ours / baseline (log scale)")
+            axis.invert_yaxis()
+            figure.tight_layout()
+            figure.savefig(Path(folder) / "ratios.png", dpi=120)
+            plt.close(figure)
+        write_json(Path(folder) / "bench.json", result)
+        (Path(folder) / "bench.md").write_text(markdown, encoding="utf-8")
+        client.log_artifacts(run_id, folder)
+    client.set_terminated(run_id, "FINISHED")
+    log.info("bench recorded in MLflow: %s, run %s", redacted(recorder.tracking_uri), run_id)
+    return run_id

@@ -1,0 +1,52 @@
+"""The length-aware recurrent layers give what Keras's masked layers give, and survive saving."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from models.architectures import RECURRENT, build_model
+
+
+def masked_reference(architecture: str, vocab_size: int) -> keras.Model:
+    """The same classifier the usual Keras way: the embedding masks the padding, Bidirectional wraps the layers."""
+    cell = {"rnn": layers.SimpleRNN, "birnn": layers.SimpleRNN, "bigru": layers.GRU, "bilstm": layers.LSTM}[architecture]
+    stack = {"rnn": [(False, False)], "birnn": [(True, True), (True, False)], "bigru": [(True, True), (True, False)],
+             "bilstm": [(True, False)]}[architecture]  # fmt: skip
+    tokens = keras.Input(shape=(None,), dtype="int32")
+    x = layers.Embedding(vocab_size, 64, mask_zero=True)(tokens)
+    for both, sequences in stack:
+        layer = cell(64, return_sequences=sequences)
+        x = (layers.Bidirectional(layer) if both else layer)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    return keras.Model(tokens, layers.Dense(1, activation="sigmoid")(x))
+
+
+def right_padded(rng: np.random.Generator, lengths: list[int], vocab_size: int) -> np.ndarray:
+    batch = np.zeros((len(lengths), max(lengths)), dtype=np.int32)
+    for i, n in enumerate(lengths):
+        batch[i, :n] = rng.integers(1, vocab_size, n)
+    return batch
+
+
+@pytest.mark.parametrize("architecture", RECURRENT)
+def test_reading_to_each_length_equals_masking_the_padding(architecture):
+    keras.utils.set_random_seed(7)
+    ours, reference = build_model(architecture, 50), masked_reference(architecture, 50)
+    reference.set_weights(ours.get_weights())
+    batch = right_padded(np.random.default_rng(1), [1, 3, 17, 40, 40, 9], 50)
+    expected = reference(batch, training=False).numpy()
+    assert np.allclose(ours(batch, training=False).numpy(), expected, atol=1e-6)
+    # A row's score does not depend on how far the batch pads it.
+    wider = np.pad(batch, ((0, 0), (0, 25)))
+    assert np.allclose(ours(wider, training=False).numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["birnn", "bilstm"])
+def test_the_padded_layers_save_and_load_with_their_weights(tmp_path, architecture):
+    keras.utils.set_random_seed(3)
+    model = build_model(architecture, 30, spatial_dropout=0.2, dropout=0.1)
+    batch = right_padded(np.random.default_rng(2), [5, 12, 2], 30)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
+    assert np.allclose(loaded(batch, training=False).numpy(), model(batch, training=False).numpy(), atol=1e-7)

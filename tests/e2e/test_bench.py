@@ -1,0 +1,81 @@
+"""`reviewflow bench` for real at test sizes: its own MLflow and Prefect servers, the flow and the bare
+script, batch scoring and the notebook's predict(), recorded in a real tracking server.
+
+Speed is not asserted (the machine is shared); what is checked is that each figure is measured,
+compared and recorded as the bench says.
+"""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from flows.bench import EXPERIMENT, Sizes, bench
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.e2e
+
+TINY = Sizes(reviews_per_split=1000, train_rows=256, bilstm_rows=128, repeats=2, flow_repeats=1, epochs=1,
+             score_rows=300, notebook_score_rows=4, memory_rows=2000)  # fmt: skip
+CHOSEN = ["train_rnn", "overhead", "score", "score_startup", "score_memory"]
+
+
+@pytest.fixture
+def bench_folder(workdir, shared_cache, imdb_archive, mlflow_server, monkeypatch):
+    """The bench reads the real archive through the session's Parquet cache and records to the real server."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "cache").symlink_to(shared_cache)
+    monkeypatch.setenv("REVIEWFLOW_DATA", str(imdb_archive))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    return workdir
+
+
+def test_bench_measures_both_sides_and_records_every_figure(bench_folder, mlflow_server):
+    doc = bench_folder / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n<!-- results:bench -->\nold\n<!-- /results:bench -->\nafter\n", encoding="utf-8")
+
+    result = bench(only=CHOSEN, json_path=bench_folder / "bench.json", write=doc, sizes=TINY)
+
+    figures = result["benchmarks"]
+    assert list(figures) == CHOSEN
+    for name in ["train_rnn", "overhead", "score", "score_startup"]:
+        figure = figures[name]
+        assert len(figure["samples"]["ours"]) == len(figure["samples"]["baseline"]) >= 1, name
+        assert figure["ours"] > 0 and figure["baseline"] > 0, name
+        assert figure["ratio"] == pytest.approx(figure["ours"] / figure["baseline"]), name
+    assert figures["train_rnn"]["unit"] == figures["score"]["unit"] == "reviews/s"
+    assert figures["score_memory"]["baseline"] is None and figures["score_memory"]["ours"] > 100  # MB: TensorFlow alone is more
+    startup = figures["overhead"]["details"]["startup_seconds"]
+    assert 0 < startup[0] < figures["overhead"]["samples"]["ours"][0]
+    assert result["machine"]["cores"] >= 1 and result["machine"]["versions"]["mlflow"]
+    assert json.loads((bench_folder / "bench.json").read_text())["benchmarks"] == figures
+
+    written = doc.read_text(encoding="utf-8")
+    assert "old" not in written and written.endswith("after\n")
+    assert "| train_rnn |" in written and "| score_memory |" in written
+
+    client = MlflowClient(mlflow_server)
+    run = client.get_run(result["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
+    assert run.data.metrics["train_rnn.ratio"] == pytest.approx(figures["train_rnn"]["ratio"])
+    assert run.data.metrics["score_memory.ours"] == pytest.approx(figures["score_memory"]["ours"])
+    assert run.data.tags["commit"] == result["commit"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"ratios.png", "bench.json", "bench.md"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "train_rnn,warp_drive"], "unknown benchmark warp_drive (choose from train_rnn,"),
+        (["--only", ","], "--only names no benchmark"),
+        (["--write", "missing.md"], "cannot read missing.md"),
+        (["--write", "plain.md"], "plain.md has no marker <!-- results:bench -->"),
+    ],
+)
+def test_bad_bench_options_fail_in_one_line_before_any_work(workdir, args, message):
+    (workdir / "plain.md").write_text("# no markers\n", encoding="utf-8")
+    result = run_cli(["bench", "--quick", *args], cwd=workdir, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"reviewflow: error: {message}")
+    assert not (workdir / "data" / "mlflow").exists()  # nothing was recorded
