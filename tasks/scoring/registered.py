@@ -1,7 +1,7 @@
 """The registered model versions a scoring run uses, loaded once by alias and pinned by version.
 
 Versions come from the local model cache (downloaded there once), and the recurrent models that
-share a vocabulary encode each chunk once between them (models.sentiment.share_encoding).
+share a vocabulary encode each chunk once between them (models.classifiers.share_encoding).
 """
 
 from __future__ import annotations
