@@ -113,7 +113,7 @@ def score_parameters(config: Config) -> dict[str, Any]:
     Flow runs execute in the serving folder anyway; absolute paths show in the UI which
     folders are watched and written.
     """
-    folders = {name: getattr(config.scoring, name).resolve() for name in ("inbox", "output_dir", "archive_dir")}
+    folders = {name: getattr(config.scoring, name).resolve() for name in ("inbox", "output_dir", "archive_dir", "model_cache")}
     scoring = config.scoring.model_copy(update=folders)
     return {"scoring": scoring.model_dump(mode="json")}
 

@@ -29,7 +29,7 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
         # A scheduled run over an empty inbox has nothing to do, not even load models
         # (which may not exist yet on a fresh stack).
         return publish_scoring_task([], {})
-    models = load_models_task(scoring.architectures, scoring.alias, TrackingConfig())
+    models = load_models_task(scoring.architectures, scoring.alias, TrackingConfig(), scoring.model_cache)
     limits = Limits(scoring.max_file_bytes, scoring.max_review_chars)
     if paths:
         outcomes: list[FileOutcome] = [

@@ -6,6 +6,7 @@ loading the baseline never imports TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,14 @@ def load_classifier(folder: Path) -> Any:
 
 def is_baseline(folder: Path) -> bool:
     return (Path(folder) / baseline.SETTINGS_FILE).is_file()
+
+
+def share_encoding(classifiers: Iterable[Any]) -> int:
+    """Let the recurrent classifiers of one vocabulary encode each batch once between them
+    (models.sentiment.share_encoding); the baseline reads raw text. Returns the shared encodings."""
+    recurrent = [c for c in classifiers if not isinstance(c, baseline.BaselineClassifier)]
+    if not recurrent:
+        return 0
+    from models.sentiment import share_encoding as share
+
+    return share(recurrent)

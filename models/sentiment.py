@@ -7,7 +7,8 @@ the same score everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import keras
@@ -21,6 +22,56 @@ from models.text import PAD_ID, Vocabulary, truncate
 PREDICT_BATCH = 256
 
 
+class SharedEncoding:
+    """The token ids of the latest batch of texts, computed once for every classifier of one vocabulary.
+
+    Classifiers trained in one run share their vocabulary; each cuts these ids to its own
+    `seq_len` at its own end, so it sees exactly what its own `encode` would give.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, seq_len: int | None, keep: str):
+        self.vocabulary = vocabulary
+        self.seq_len = seq_len  # the longest of its classifiers' (None: uncut, when their ends differ)
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._texts: list[str] | None = None
+        self._ids: list[np.ndarray] = []
+
+    def ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token ids of each text, cut to `seq_len`; the same batch again is not encoded again."""
+        texts = list(texts)
+        with self._lock:
+            # Lists of the same string objects compare by identity first: cheap next to encoding.
+            if texts != self._texts:
+                ids = [self.vocabulary.encode(t) for t in texts]
+                self._ids = ids if self.seq_len is None else [truncate(i, self.seq_len, self.keep) for i in ids]
+                self._texts = texts
+            return self._ids
+
+
+def share_encoding(classifiers: Iterable[object]) -> int:
+    """Let the SentimentClassifiers among `classifiers` that have the same vocabulary encode each batch once.
+
+    Returns how many shared encodings were set up (one per distinct vocabulary used twice or more).
+    """
+    groups: list[list[SentimentClassifier]] = []
+    for classifier in classifiers:
+        if not isinstance(classifier, SentimentClassifier):
+            continue  # the TF-IDF baseline reads raw text
+        group = next((g for g in groups if g[0].vocabulary.words == classifier.vocabulary.words), None)
+        if group is None:
+            groups.append([classifier])
+        elif all(classifier is not member for member in group):
+            group.append(classifier)
+    shared = [g for g in groups if len(g) > 1]
+    for group in shared:
+        same_end = len({c.keep for c in group}) == 1
+        encoding = SharedEncoding(group[0].vocabulary, max(c.seq_len for c in group) if same_end else None, group[0].keep)
+        for classifier in group:
+            classifier.encoding = encoding
+    return len(shared)
+
+
 class SentimentClassifier:
     """Scores raw reviews: the probability that each is positive."""
 
@@ -29,6 +80,7 @@ class SentimentClassifier:
         self.vocabulary = vocabulary
         self.seq_len = seq_len
         self.keep = keep
+        self.encoding: SharedEncoding | None = None  # set by share_encoding
         # One trace for every batch shape: bucketed batches differ in width.
         self._forward = tf.function(
             lambda tokens: model(tokens, training=False),
@@ -38,7 +90,8 @@ class SentimentClassifier:
 
     def encode(self, texts: Sequence[str]) -> Sequences:
         """Token ids of each text, cut to `seq_len` at the configured end."""
-        return Sequences.from_list([truncate(self.vocabulary.encode(t), self.seq_len, self.keep) for t in texts])
+        ids = self.encoding.ids(texts) if self.encoding is not None else (self.vocabulary.encode(t) for t in texts)
+        return Sequences.from_list([truncate(i, self.seq_len, self.keep) for i in ids])
 
     def predict_sequences(self, sequences: Sequences, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Probabilities in input order; batches are bucketed by length for speed."""

@@ -201,6 +201,11 @@ class ScoringConfig(Section):
         "(the mean of the others when none holds the alias)",
     )
     chunk_size: int = Field(2000, ge=1, description="rows read, scored and written at a time")
+    model_cache: Path = Field(
+        Path("data/cache/models"),
+        description="registered model versions downloaded once and loaded from here by later runs "
+        "(a version's files never change; which version holds the alias is asked every run)",
+    )
     max_file_bytes: int = Field(
         2 * 2**30, ge=1, description="a larger input (decompressed, for gzip) is quarantined; the others go on"
     )

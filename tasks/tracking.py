@@ -6,8 +6,11 @@ tasks run in other threads and processes).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -15,22 +18,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 from models.architectures import ENSEMBLE, run_name
-from models.classifiers import is_baseline
+from models.classifiers import is_baseline, load_classifier
 from tasks.config import PROFILES, TrackingConfig
 from tasks.errors import ReviewflowError, one_line, redacted
+from tasks.files import remove, remove_stale_temporaries, temporary_sibling
 from tasks.records import ModelRun, TrainingRun
 
 log = logging.getLogger("reviewflow")
@@ -42,6 +45,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 REUSED_FROM_TAG = "reviewflow.reused_from_run"
 LOGGED_MODEL_FOLDER = "model"  # what log_and_register adds to a child run
 GATE_METRIC = "test_accuracy"
+CACHE_STAMP = "reviewflow-cache.json"  # written last into a model cache entry: the version it holds
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -426,55 +430,136 @@ def run_url(tracking: Tracking, run_id: str) -> str | None:
 
 
 def load_registered_models(
-    tracking: Tracking, architectures: list[str], alias: str
-) -> tuple[dict[str, Callable[[list[str]], np.ndarray]], dict[str, str]]:
-    """Scorers (raw texts -> P(positive)) of the versions that hold `alias`, and those versions.
+    tracking: Tracking, architectures: list[str], alias: str, cache: Path
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The classifiers (`predict(texts)` -> P(positive)) of the versions that hold `alias`, and those versions.
 
-    Each model is loaded by its exact version, so an alias moving mid-run changes nothing.
+    Which version holds an alias is asked every time (aliases move); each version is then loaded
+    by its exact number from the local cache, downloaded there the first time (see `cached_version`).
     """
     client = tracking.client()
-    scorers, versions = {}, {}
+    classifiers, versions = {}, {}
     for architecture in architectures:
         name = registered_name(tracking, architecture)
         try:
-            version = str(client.get_model_version_by_alias(name, alias).version)
+            found = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             raise ReviewflowError(
                 redacted(f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias")
             ) from None
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        scorers[architecture] = _scorer(model)
-        versions[architecture] = f"{name}/{version}"
-    return scorers, versions
+        classifiers[architecture] = _load_classifier(tracking, found, cache)
+        versions[architecture] = f"{name}/{found.version}"
+    return classifiers, versions
 
 
-def load_model_version(tracking: Tracking, name: str, version: str) -> Callable[[list[str]], np.ndarray]:
-    """The scorer of one exact registered version."""
-    tracking.client()
-    return _scorer(mlflow.pyfunc.load_model(f"models:/{name}/{version}"))
+def load_model_version(tracking: Tracking, name: str, version: str, cache: Path) -> Any:
+    """The classifier of one exact registered version, from the local cache."""
+    return _load_classifier(tracking, tracking.client().get_model_version(name, version), cache)
 
 
-def registered_ensemble(tracking: Tracking, alias: str) -> tuple[str, dict[str, Any]] | None:
+def _load_classifier(tracking: Tracking, found: ModelVersion, cache: Path) -> Any:
+    # The pyfunc wrapper (pyfunc_model.py) only calls load_classifier on its `classifier`
+    # artifact; loading that folder directly skips MLflow's model loading and its checks.
+    folder = cached_version(tracking, found, cache)
+    return load_classifier(folder / _artifact_path(folder, "classifier"))
+
+
+def registered_ensemble(tracking: Tracking, alias: str, cache: Path) -> tuple[str, dict[str, Any]] | None:
     """The version of `reviewflow-ensemble` holding `alias` (`reviewflow-ensemble/4`) and its
-    `ensemble.json` (stacker, pinned member versions), read without loading its members; None
-    when no version holds the alias."""
-    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
-
+    `ensemble.json` (stacker, pinned member versions), read from the local cache without loading
+    its members; None when no version holds the alias."""
     client = tracking.client()
     name = registered_name(tracking, ENSEMBLE)
     try:
-        version = str(client.get_model_version_by_alias(name, alias).version)
+        found = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        repository = ModelsArtifactRepository(f"models:/{name}/{version}")
-        local = repository.download_artifacts(f"artifacts/{ENSEMBLE_SPEC}", folder)
-        spec = json.loads(Path(local).read_text(encoding="utf-8"))
-    return f"{name}/{version}", spec
+    folder = cached_version(tracking, found, cache)
+    spec = json.loads((folder / _artifact_path(folder, "ensemble")).read_text(encoding="utf-8"))
+    return f"{name}/{found.version}", spec
 
 
-def _scorer(model: Any) -> Callable[[list[str]], np.ndarray]:
-    def score(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.predict(pd.DataFrame({"text": texts})), dtype=np.float64).reshape(-1)
+def cached_version(tracking: Tracking, found: ModelVersion, cache: Path) -> Path:
+    """The local copy of a registered version's files (the logged model: `MLmodel`, `artifacts/`, `code/`).
 
-    return score
+    A version's files never change, so they are downloaded once, under
+    `<cache>/<store>/<name>/<version>` (`<store>`: a digest of the tracking URI). The download
+    goes into a hidden folder beside the entry, which is renamed into place only when complete
+    and stamped with the version's run and creation time: a half-written entry is never used,
+    and a store created again (its version 1 another model) replaces the entry instead of reusing it.
+    """
+    folder = Path(cache).resolve() / _store_id(tracking.tracking_uri) / found.name / str(found.version)
+    stamp = {"name": found.name, "version": str(found.version), "run_id": found.run_id or "", "created": found.creation_timestamp}
+    if _stamp_of(folder) == stamp:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder.parent)  # the downloads of killed runs
+    download = temporary_sibling(folder)
+    try:
+        download.mkdir()
+        _download_version(tracking, found.name, str(found.version), download)
+        (download / CACHE_STAMP).write_text(json.dumps(stamp), encoding="utf-8")
+        _sync_files(download)
+        _install(download, folder, stamp)
+    finally:
+        if download.exists():
+            remove(download)
+    log.info("%s/%s: downloaded into the model cache %s", found.name, found.version, folder)
+    return folder
+
+
+def _download_version(tracking: Tracking, name: str, version: str, destination: Path) -> None:
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    try:
+        ModelsArtifactRepository(f"models:/{name}/{version}").download_artifacts("", str(destination))
+    except (MlflowException, OSError) as exc:
+        raise ReviewflowError(redacted(f"downloading {name}/{version} from {tracking.tracking_uri} failed: {one_line(exc)}")) from None
+
+
+def _install(download: Path, folder: Path, stamp: dict[str, Any]) -> None:
+    """Rename a complete download into place; an entry that is not this version's (partial, stale) goes first."""
+    if folder.exists() and _stamp_of(folder) != stamp:
+        aside = temporary_sibling(folder)
+        with contextlib.suppress(FileNotFoundError):  # another run may be replacing it too
+            os.rename(folder, aside)
+            remove(aside)
+    try:
+        os.rename(download, folder)
+    except OSError:
+        if _stamp_of(folder) != stamp:  # not another run's complete copy of the same version
+            raise
+
+
+def _stamp_of(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / CACHE_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _sync_files(folder: Path) -> None:
+    # A folder renamed into place must survive a crash as written, or it would look complete.
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as file:
+                os.fsync(file.fileno())
+
+
+def _artifact_path(folder: Path, artifact: str) -> str:
+    """Where a pyfunc model's artifact lies inside its folder, as its `MLmodel` file records it."""
+    from mlflow.models import Model
+
+    return Model.load(str(folder)).flavors["python_function"]["artifacts"][artifact]["path"]
+
+
+def _store_id(uri: str) -> str:
+    """A short digest naming a tracking store: local paths made absolute, credentials left out."""
+    for scheme in ("sqlite:///", "file://"):
+        if uri.startswith(scheme):
+            uri = scheme + str(Path(uri.removeprefix(scheme)).resolve())
+            break
+    else:
+        parts = urllib.parse.urlsplit(uri)
+        uri = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if parts.scheme else str(Path(uri).resolve())
+    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:16]

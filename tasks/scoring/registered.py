@@ -1,15 +1,22 @@
-"""The registered model versions a scoring run uses, loaded once by alias and pinned by version."""
+"""The registered model versions a scoring run uses, loaded once by alias and pinned by version.
+
+Versions come from the local model cache (downloaded there once), and the recurrent models that
+share a vocabulary encode each chunk once between them (models.classifiers.share_encoding).
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.architectures import ENSEMBLE
 from models.ensemble import Stacker
-from tasks.config import TrackingConfig, tracking_settings
+from models.classifiers import share_encoding
+from tasks.config import ScoringConfig, TrackingConfig, tracking_settings
 from tasks.errors import ReviewflowError
 from tasks.records import ModelsInUse
 from tasks.scoring.rows import EnsembleScorer
@@ -18,16 +25,20 @@ from tasks.tracking import Tracking, connect, load_model_version, load_registere
 log = logging.getLogger("reviewflow")
 
 
-def load_models(architectures: list[str], alias: str, tracking_config: TrackingConfig) -> ModelsInUse:
-    """The versions of `reviewflow-<arch>` that hold `alias`, loaded from the registry.
+def load_models(
+    architectures: list[str], alias: str, tracking_config: TrackingConfig, model_cache: Path | None = None
+) -> ModelsInUse:
+    """The versions of `reviewflow-<arch>` that hold `alias`, loaded from the registry through `model_cache`
+    (default: ScoringConfig's).
 
     With `ensemble` among them, `prob_ensemble` comes from the version of `reviewflow-ensemble`
     holding `alias` when there is one (else, with other models named, from their mean).
     """
     tracking = connect(tracking_settings(tracking_config))
+    cache = model_cache if model_cache is not None else ScoringConfig().model_cache
     members = [a for a in architectures if a != ENSEMBLE]
-    scorers, versions = load_registered_models(tracking, members, alias)
-    ensemble = load_ensemble(tracking, alias, versions) if ENSEMBLE in architectures else None
+    classifiers, versions = load_registered_models(tracking, members, alias, cache)
+    ensemble, pinned_classifiers = load_ensemble(tracking, alias, versions, cache) if ENSEMBLE in architectures else (None, {})
     if ensemble is not None:
         versions[ENSEMBLE] = ensemble.version
     elif ENSEMBLE in architectures and not members:
@@ -36,25 +47,30 @@ def load_models(architectures: list[str], alias: str, tracking_config: TrackingC
         )
     elif ENSEMBLE in architectures:
         log.warning("no version of %s has the alias %r: prob_ensemble is the mean of the other models", registered_name(tracking, ENSEMBLE), alias)
+    if shared := share_encoding([*classifiers.values(), *pinned_classifiers.values()]):
+        log.info("the recurrent models encode each chunk once per vocabulary (%d shared)", shared)
     log.info("scoring with %s", ", ".join(versions.values()))
+    scorers = {architecture: classifier.predict for architecture, classifier in classifiers.items()}
     return ModelsInUse(versions=versions, scorers=scorers, ensemble=ensemble)
 
 
-def load_ensemble(tracking: Tracking, alias: str, versions: dict[str, str]) -> EnsembleScorer | None:
-    """The ensemble holding `alias`, with scorers for the pinned member versions that are not among `versions`."""
-    found = registered_ensemble(tracking, alias)
+def load_ensemble(tracking: Tracking, alias: str, versions: dict[str, str], cache: Path) -> tuple[EnsembleScorer | None, dict[str, Any]]:
+    """The ensemble holding `alias` (None: no version holds it), and the classifiers of its pinned member
+    versions that are not among `versions` (the ensemble scores with those)."""
+    found = registered_ensemble(tracking, alias, cache)
     if found is None:
-        return None
+        return None, {}
     version, spec = found
     pinned = {member: f"{p['name']}/{p['version']}" for member, p in spec["members"].items()}
     own = {
-        member: load_model_version(tracking, *label.split("/"))
+        member: load_model_version(tracking, *label.split("/"), cache)
         for member, label in pinned.items()
         if versions.get(member) != label
     }
     if own:
         log.info("%s also loads %s (pinned versions that are not the ones scored)", version, ", ".join(pinned[m] for m in own))
-    return EnsembleScorer(version=version, stacker=Stacker.from_dict(spec["stacker"]), members=pinned, scorers=own)
+    scorers = {member: classifier.predict for member, classifier in own.items()}
+    return EnsembleScorer(version=version, stacker=Stacker.from_dict(spec["stacker"]), members=pinned, scorers=scorers), own
 
 
 load_models_task = task(load_models, name="load-models", cache_policy=NO_CACHE)

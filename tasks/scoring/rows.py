@@ -59,11 +59,12 @@ def score_chunk(
     """
     errors = [row_error(text, max_chars) for text in texts]
     good = [i for i, error in enumerate(errors) if not error]
+    good_texts = [texts[i] for i in good]  # one list for every model: those of one vocabulary encode it once
     probabilities = {}
     for arch, scorer in scorers.items():
         probabilities[f"prob_{arch}"] = column = np.full(len(texts), np.nan)
         if good:
-            column[good] = _checked(arch, scorer([texts[i] for i in good]), len(good))
+            column[good] = _checked(arch, scorer(good_texts), len(good))
     if ensemble is None:
         ensemble_column = np.mean(list(probabilities.values()), axis=0)
     else:
@@ -71,7 +72,7 @@ def score_chunk(
         if good:
             members = {
                 member: (
-                    _checked(member, ensemble.scorers[member]([texts[i] for i in good]), len(good))
+                    _checked(member, ensemble.scorers[member](good_texts), len(good))
                     if member in ensemble.scorers
                     else probabilities[f"prob_{member}"][good]
                 )
