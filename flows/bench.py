@@ -28,7 +28,7 @@ from tasks.bench import overhead as overhead_bench
 from tasks.bench import scoring as scoring_bench
 from tasks.bench import training as training_bench
 from tasks.bench.sides import Figure
-from tasks.config import Config, DataConfig, TrackingConfig, tracking_settings
+from tasks.config import Config, DataConfig, ScoringConfig, TrackingConfig, tracking_settings
 from tasks.errors import ReviewflowError
 from tasks.files import atomic_write, write_json
 from tasks.results import replace_between_markers
@@ -162,7 +162,7 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
                                                    os.cpu_count() or 1)  # fmt: skip
         if "score_startup" in names:
             step("score_startup")
-            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / scoring_bench.MODEL_CACHE, sizes.repeats)
+            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.repeats)
         if "score_memory" in names:
             step("score_memory")
             figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env)

@@ -19,7 +19,6 @@ from tasks.bench.sides import Figure, Side, alternate, compared
 
 MODELS = ",".join(RECURRENT)
 MEMORY_POLL_S = 0.1
-MODEL_CACHE = Path("data/cache/models")  # where `reviewflow score`, run in the bench's folder, keeps fetched versions
 
 
 def write_reviews(texts: list[str], rows: int, path: Path) -> Path:

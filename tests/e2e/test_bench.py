@@ -15,7 +15,7 @@ from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
 
-TINY = Sizes(reviews_per_split=1000, train_rows=256, bilstm_rows=128, repeats=2, flow_repeats=1, epochs=1,
+TINY = Sizes(reviews_per_split=600, train_rows=256, bilstm_rows=128, repeats=1, flow_repeats=1, epochs=1,
              score_rows=300, notebook_score_rows=4, memory_rows=2000)  # fmt: skip
 CHOSEN = ["train_rnn", "overhead", "score", "score_startup", "score_memory"]
 
