@@ -39,7 +39,7 @@ from tasks.report import (
     record_vocabulary_task,
 )
 from tasks.tracking import Tracking
-from tasks.train import available_cores, threads_per_training, train_task
+from tasks.train import available_cores, threads_per_training, train_task, training_cost
 from tasks.validate import validate_task
 
 
@@ -110,8 +110,10 @@ def train_models(
 
 def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> list[Evaluation | Failure]:
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
-    submitted = {}
-    for architecture in config.train.architectures:
+    submitted, position = {}, {}
+    # Costliest first: the first trainings take the free slots before any queue forms.
+    costs = {a: 0.0 if a == BASELINE else training_cost(a, config.train.seq_len[a], prepared, config.train) for a in config.train.architectures}
+    for architecture in sorted(costs, key=costs.get, reverse=True):
         if architecture == BASELINE:
             trainings = {run_name(BASELINE): for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)}
         else:
@@ -123,8 +125,10 @@ def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracki
             }  # fmt: skip
         for name, trained in trainings.items():
             submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
+            position[name] = config.train.architectures.index(architecture)
     try:
-        return [outcome(name, trained, evaluated) for name, (trained, evaluated) in submitted.items()]
+        # In the configured order of architectures (the comparison's rows), whatever order they started in.
+        return [outcome(name, *submitted[name]) for name in sorted(submitted, key=position.get)]
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM, a cancelled run): nothing more starts and the trainings
         # stop now, rather than the task runner waiting for each to finish its model.

@@ -79,3 +79,22 @@ def test_bad_bench_options_fail_in_one_line_before_any_work(workdir, args, messa
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"reviewflow: error: {message}")
     assert not (workdir / "data" / "mlflow").exists()  # nothing was recorded
+
+
+def test_the_profile_of_a_training_reads_prefects_record_of_its_tasks(smoke_training):
+    _, _, _, children, workdir = smoke_training
+    result = run_cli(["bench", "--profile"], env={"PREFECT_HOME": str(workdir / "prefect-home")}, cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ")[0].strip("| ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "(start-up: before the first task)" and rows[-1] == "(after the last task)"
+    trained = {r for r in rows if r.startswith("train-") and r != "train-models-0"}
+    assert len(trained) == len(children) - 1  # one task per trained model (the ensemble is fitted, not trained)
+    assert any(r.startswith("validate") for r in rows) and any(r.startswith("evaluate-bilstm") for r in rows)
+
+
+def test_the_profile_of_an_unknown_flow_run_is_one_line(workdir):
+    result = run_cli(["bench", "--profile", "00000000-0000-0000-0000-000000000000"],
+                     env={"PREFECT_HOME": str(workdir / "prefect-home")}, cwd=workdir, timeout=600)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("reviewflow: error: no training flow run '00000000-0000-0000-0000-000000000000'")
