@@ -131,14 +131,16 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
     costliest first) vs one after another, each with every core."""
     from tasks.train import threads_per_training, training_cost
 
+    costs = {a: training_cost(a, settings.seq_len[a], prepared, settings) for a in architectures}
+
     def as_the_flow_does() -> float:
         workers = min(len(architectures), cores)
         started = time.perf_counter()
         with process_slots(workers), ThreadPoolExecutor(len(architectures)) as pool:
             jobs = [
                 pool.submit(in_own_process, _train_alone, a, a, settings.seq_len[a], prepared, settings, threads_per_training(workers),
-                            cost=training_cost(a, settings.seq_len[a], prepared, settings))
-                for a in architectures
+                            cost=costs[a])
+                for a in sorted(costs, key=costs.get, reverse=True)
             ]  # fmt: skip
             [job.result() for job in jobs]
         return time.perf_counter() - started
