@@ -52,11 +52,13 @@ class Sizes:
     epochs: int  # of the whole trainings in overhead and parallel
     score_rows: int
     notebook_score_rows: int  # one predict() per review and model is slow: fewer reviews, the same measure (reviews/s)
+    startup_repeats: int  # whole `reviewflow score` commands, each side
     memory_rows: int
 
 
-FULL = Sizes(10_000, 4096, 1024, 5, 3, 1, 25_000, 200, 1_000_000)
-QUICK = Sizes(5_000, 1024, 256, 3, 1, 1, 2_500, 40, 50_000)
+FULL = Sizes(10_000, 4096, 2048, 5, 3, 1, 25_000, 200, 5, 1_000_000)
+# Under 15 minutes on 2 cores: 5,000 reviews for the flow-level ones (train and test), fewer repeats.
+QUICK = Sizes(2_500, 1024, 768, 3, 1, 1, 2_000, 25, 2, 20_000)
 
 
 def bench(
@@ -162,7 +164,7 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
                                                    os.cpu_count() or 1)  # fmt: skip
         if "score_startup" in names:
             step("score_startup")
-            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.repeats)
+            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.startup_repeats)
         if "score_memory" in names:
             step("score_memory")
             figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env)

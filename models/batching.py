@@ -53,10 +53,9 @@ class Sequences:
             batch[i, :n] = self.tokens[start : start + n]
         return batch
 
-    def head(self, rows: int) -> "Sequences":
-        """The first `rows` reviews (all of them if there are fewer)."""
-        rows = min(rows, len(self))
-        return Sequences(self.tokens[: self.offsets[rows]], self.offsets[: rows + 1])
+    def take(self, rows: np.ndarray) -> "Sequences":
+        """The reviews `rows`, in that order."""
+        return Sequences.from_list([self.tokens[self.offsets[r] : self.offsets[r + 1]] for r in rows])
 
     def save(self, path: Path) -> None:
         np.savez(path, tokens=self.tokens, offsets=self.offsets)

@@ -16,22 +16,32 @@ from tasks.config import TrainConfig
 from tasks.processes import in_own_process, process_slots
 from tasks.records import PreparedData
 
-WARM_UP_BATCHES = 4  # traced and compiled before any timing, on both sides
+WARM_UP_BATCHES = 2  # traced and compiled before any timing, on both sides
 PEAK_MATRIX = 2048  # the matrix multiply that stands for the machine's peak: 2048 x 2048 by 2048 x 2048, float32
 
 
+def sampled_rows(prepared: PreparedData, seq_len: int, settings: TrainConfig, rows: int) -> np.ndarray:
+    """About `rows` training rows as a real epoch batches them: whole batches, drawn from the length buckets of the
+    whole split. (The first `rows` reviews bucketed among themselves would give a few wide batches: a small
+    sample's longest reviews pad its last batch far more than an epoch's buckets do.)"""
+    lengths = prepared.load("train", seq_len)[0].lengths
+    batches = bucketed_batches(lengths, settings.batch_size, np.random.default_rng(settings.seed))
+    return np.sort(np.concatenate(batches[: max(1, -(-rows // settings.batch_size))]))
+
+
 def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
-    """The pipeline's way: int32 ids in length buckets, masked padding, the configured practice; measures reviews/s of one epoch."""
+    """The pipeline's way: int32 ids in length buckets, padding never read, the configured practice; measures reviews/s of one epoch."""
     from models.sentiment import training_dataset
     from tasks.train import compiled_model, limit_threads, seeded
 
     limit_threads(threads)
     seeded(settings)
     sequences, labels = prepared.load("train", seq_len)
-    sequences, labels = sequences.head(rows), labels[:rows]
+    sample = sampled_rows(prepared, seq_len, settings, rows)
+    sequences, labels, rows = sequences.take(sample), labels[sample], len(sample)
     model = compiled_model(architecture, prepared.vocab_size, settings, -(-rows // settings.batch_size))
     warm = min(rows, WARM_UP_BATCHES * settings.batch_size)
-    model.fit(training_dataset(sequences.head(warm), labels[:warm], settings.batch_size, settings.seed), epochs=1, verbose=0)
+    model.fit(training_dataset(sequences.take(np.arange(warm)), labels[:warm], settings.batch_size, settings.seed), epochs=1, verbose=0)
 
     def measure() -> float:
         started = time.perf_counter()
@@ -41,14 +51,15 @@ def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, s
     return measure
 
 
-def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, rows: int, threads: int) -> Callable[[], float]:
-    """The notebook's way: float64 ids padded after the text to `seq_len`, no masking, batch 128; reviews/s of one epoch."""
+def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
+    """The notebook's way on the same rows: float64 ids padded after the text to `seq_len`, no masking, batch 128; reviews/s of one epoch."""
     from models.notebook import BATCH_SIZE, notebook_model, padded_float64
     from tasks.train import limit_threads
 
     limit_threads(threads)
     sequences, labels = prepared.load("train", seq_len)
-    x, y = padded_float64(sequences.head(rows), seq_len), labels[:rows].astype(np.float64)
+    sample = sampled_rows(prepared, seq_len, settings, rows)
+    x, y, rows = padded_float64(sequences.take(sample), seq_len), labels[sample].astype(np.float64), len(sample)
     model = notebook_model(architecture, prepared.vocab_size)
     warm = min(rows, WARM_UP_BATCHES * BATCH_SIZE)
     model.fit(x[:warm], y[:warm], batch_size=BATCH_SIZE, epochs=1, verbose=0)
@@ -62,9 +73,8 @@ def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, r
 
 
 def train_throughput(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, repeats: int, threads: int) -> Figure:
-    rows = min(rows, prepared.rows["train"])
     with Side(f"ours-{architecture}", pipeline_training, architecture, seq_len, prepared, settings, rows, threads) as ours, \
-            Side(f"notebook-{architecture}", notebook_training, architecture, seq_len, prepared, rows, threads) as notebook:  # fmt: skip
+            Side(f"notebook-{architecture}", notebook_training, architecture, seq_len, prepared, settings, rows, threads) as notebook:  # fmt: skip
         samples = alternate(ours.measure, notebook.measure, repeats)
     target = ">= 8" if architecture == "bilstm" else ">= 1.0"
     return compared(*samples, "reviews/s", "higher", target, reviews=rows, seq_len=seq_len, threads=threads, epochs_timed=1)
@@ -97,10 +107,10 @@ def bilstm_gflops(prepared: PreparedData, settings: TrainConfig, rows: int, thre
     (a multiply-add is two operations) x3 (the backward pass costs about twice the forward), per second of an epoch."""
     seq_len = 2494
     reviews_per_second = pipeline_training("bilstm", seq_len, prepared, settings, rows, threads)
-    lengths = prepared.load("train", seq_len)[0].head(rows).lengths
+    lengths = prepared.load("train", seq_len)[0].lengths[sampled_rows(prepared, seq_len, settings, rows)]
     batches = bucketed_batches(lengths, settings.batch_size, np.random.default_rng(settings.seed))
     padded_tokens = sum(len(b) * int(lengths[b].max()) for b in batches)
-    flops_per_review = 2 * 3 * recurrent_macs_per_token("bilstm", settings.embedding_dim, settings.units) * padded_tokens / rows
+    flops_per_review = 2 * 3 * recurrent_macs_per_token("bilstm", settings.embedding_dim, settings.units) * padded_tokens / len(lengths)
 
     def measure() -> float:
         return reviews_per_second() * flops_per_review / 1e9
@@ -109,7 +119,6 @@ def bilstm_gflops(prepared: PreparedData, settings: TrainConfig, rows: int, thre
 
 
 def efficiency(prepared: PreparedData, settings: TrainConfig, rows: int, repeats: int, threads: int) -> Figure:
-    rows = min(rows, prepared.rows["train"])
     with Side("bilstm-gflops", bilstm_gflops, prepared, settings, rows, threads) as achieved, Side("matmul-peak", matmul_peak, threads) as peak:
         samples = alternate(achieved.measure, peak.measure, repeats)
     how = ("recurrent multiply-adds of the BiLSTM per token (2 directions x 4 gates x 64 x (64 + 64)) x padded tokens of its "

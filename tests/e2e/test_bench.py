@@ -16,7 +16,7 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.e2e
 
 TINY = Sizes(reviews_per_split=600, train_rows=256, bilstm_rows=128, repeats=1, flow_repeats=1, epochs=1,
-             score_rows=300, notebook_score_rows=4, memory_rows=2000)  # fmt: skip
+             score_rows=300, notebook_score_rows=4, startup_repeats=1, memory_rows=2000)  # fmt: skip
 CHOSEN = ["train_rnn", "overhead", "score", "score_startup", "score_memory"]
 
 
