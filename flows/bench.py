@@ -29,7 +29,7 @@ from tasks.bench import scoring as scoring_bench
 from tasks.bench import training as training_bench
 from tasks.bench.sides import Figure
 from tasks.config import Config, DataConfig, ScoringConfig, TrackingConfig, tracking_settings
-from tasks.errors import ReviewflowError
+from tasks.errors import ReviewflowError, one_line
 from tasks.files import atomic_write, write_json
 from tasks.results import replace_between_markers
 from tasks.tracking import MODELS_PACKAGE, connect, redacted
@@ -89,7 +89,7 @@ def bench(
         "sizes": sizes.__dict__,
         "benchmarks": {name: figure.as_dict() for name, figure in figures.items()},
     }
-    markdown = bench_markdown(result)
+    markdown = bench_markdown([result])
     result["mlflow_run_id"] = record(recorder, result, markdown)
     if json_path:
         write_json(json_path, result)
@@ -208,29 +208,78 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count() or 1, "cpu": cpu, "python": platform.python_version(), "system": platform.platform(), "versions": versions}
 
 
-def bench_markdown(result: dict[str, Any]) -> str:
-    sized = "quick" if result["quick"] else "full"
-    m = result["machine"]
-    lines = [
-        f"`reviewflow bench{' --quick' if result['quick'] else ''}` ({sized} sizes), commit `{result['commit'][:12]}`, "
-        f"{m['cores']} cores, {m['cpu']}, TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}; "
-        f"{result['seconds'] / 60:.0f} min. Medians of alternated repeats; ratio = ours / baseline.",
+def bench_markdown(results: list[dict[str, Any]]) -> str:
+    """The table of one bench run, or of several recorded ones (a benchmark measured twice: the later run's figure)."""
+    chosen: dict[str, tuple[dict[str, Any], int]] = {}
+    for number, result in enumerate(results, 1):
+        chosen.update({name: (figure, number) for name, figure in result["benchmarks"].items()})
+    several = len(results) > 1
+    lines = [_run_line(result, number if several else None) for number, result in enumerate(results, 1)]
+    lines += [
         "",
-        "| benchmark | ours | baseline | ratio | target | met | unit | samples (ours; baseline) |",
-        "|---|---|---|---|---|---|---|---|",
+        "Medians of alternated repeats; ratio = ours / baseline.",
+        "",
+        f"| benchmark | ours | baseline | ratio | target | met | unit | samples (ours; baseline) |{' run |' if several else ''}",
+        f"|---|---|---|---|---|---|---|---|{'---|' if several else ''}",
     ]
-    for name, f in result["benchmarks"].items():
+    for name in sorted(chosen, key=BENCHMARKS.index):
+        f, number = chosen[name]
         samples = "; ".join(", ".join(_number(v) for v in f["samples"].get(side, [])) for side in ("ours", "baseline") if f["samples"].get(side))
         met = {True: "yes", False: "**no**", None: ""}[f["met"]]
         ratio = "" if f["ratio"] is None else f"{f['ratio']:.3g}"
-        lines.append(f"| {name} | {_number(f['ours'])} | {_number(f['baseline'])} | {ratio} | {f['target'] or 'reported'} | {met} | {f['unit']} | {samples} |")
-    overhead = result["benchmarks"].get("overhead")
+        row = f"| {name} | {_number(f['ours'])} | {_number(f['baseline'])} | {ratio} | {f['target'] or 'reported'} | {met} | {f['unit']} | {samples} |"
+        lines.append(row + (f" {number} |" if several else ""))
+    overhead = chosen.get("overhead")
     if overhead:
-        lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead['details']['startup_seconds_median']:.1f} s (median)."]
-    efficiency = result["benchmarks"].get("efficiency")
+        lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead[0]['details']['startup_seconds_median']:.1f} s (median)."]
+    efficiency = chosen.get("efficiency")
     if efficiency:
-        lines += ["", f"Efficiency: {efficiency['details']['computed']}."]
+        lines += ["", f"Efficiency: {efficiency[0]['details']['computed']}."]
     return "\n".join(lines)
+
+
+def _run_line(result: dict[str, Any], number: int | None) -> str:
+    """What was run, where and when: the command, the commit, the machine, the minutes (and the MLflow run, once recorded)."""
+    m = result["machine"]
+    names = list(result["benchmarks"])
+    only = "" if names == list(BENCHMARKS) else f" --only {','.join(names)}"
+    recorded = f", MLflow run `{result['mlflow_run_id']}`" if result.get("mlflow_run_id") else ""
+    return (
+        f"{f'Run {number}: ' if number else ''}`reviewflow bench{' --quick' if result['quick'] else ''}{only}` "
+        f"({'quick' if result['quick'] else 'full'} sizes), commit `{result['commit'][:12]}`, {m['cores']} cores, {m['cpu']}, "
+        f"TensorFlow {m['versions'].get('tensorflow') or m['versions'].get('tensorflow-cpu')}; {result['seconds'] / 60:.0f} min{recorded}."
+    )
+
+
+def table(run_ids: list[str], write: Path | None) -> str:
+    """The table of recorded bench runs (MLflow run ids in `reviewflow-bench`), printed and put into `write`."""
+    existing = _read(write) if write else None
+    if existing is not None:
+        replace_between_markers(existing, "bench", "", str(write))
+    recorder = connect(tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT}))
+    markdown = bench_markdown([recorded(recorder, run_id) for run_id in run_ids])
+    if existing is not None:
+        with atomic_write(write) as file:
+            file.write(replace_between_markers(existing, "bench", markdown, str(write)).encode("utf-8"))
+    return markdown
+
+
+def recorded(recorder: Any, run_id: str) -> dict[str, Any]:
+    """The `bench.json` that bench run `run_id` logged."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    client = recorder.client()
+    try:
+        run = client.get_run(run_id)
+        if run.info.experiment_id != recorder.experiment_id:
+            raise ReviewflowError(f"MLflow run {run_id} is not a bench run (not in the experiment {EXPERIMENT})")
+        with tempfile.TemporaryDirectory() as folder:
+            result = json.loads(Path(client.download_artifacts(run_id, "bench.json", folder)).read_text(encoding="utf-8"))
+    except MlflowException as exc:
+        raise ReviewflowError(f"no bench run {run_id} in {redacted(recorder.tracking_uri)}: {one_line(exc, 200)}") from None
+    return {**result, "mlflow_run_id": run_id}
 
 
 def _number(value: float | None) -> str:

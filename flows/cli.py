@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     bench_cmd.add_argument("--write", type=Path, metavar="FILE",
                            help="put the table between FILE's `<!-- results:bench -->` and `<!-- /results:bench -->`")
+    bench_cmd.add_argument("--table", nargs="+", metavar="RUN_ID",
+                           help="instead, the table of these recorded bench runs (MLflow run ids; a benchmark in several: the last)")
     bench_cmd.add_argument("--profile", metavar="FLOW_RUN", nargs="?", const="latest",
                            help="instead, show where a training flow run's time went (default: the latest), from Prefect's record")
     bench_cmd.set_defaults(run=run_bench)
@@ -138,8 +140,11 @@ def run_bench(args: argparse.Namespace) -> int:
         with prefect_api():
             print(profile_markdown(flow_profile(args.profile)))
         return 0
-    from flows.bench import bench
+    from flows.bench import bench, table
 
+    if args.table:
+        print(table(args.table, args.write))
+        return 0
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
     if only == []:
         raise ReviewflowError("--only names no benchmark")

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -24,6 +25,11 @@ from tasks.errors import ReviewflowError
 log = logging.getLogger("reviewflow")
 Result = TypeVar("Result")
 _POLL_S = 0.2
+# What the work run here imports (TensorFlow, Keras, MLflow: about 8 s of CPU each time) is imported once,
+# by a fork server; each process then starts as a fork of it, ready to work. Forked from that server, which
+# does nothing else, never from this process: this one runs Prefect's threads, and a fork copies the locks
+# they hold. A module that fails to import there is imported by the process that needs it.
+PRELOADED = ["tasks.train", "tasks.evaluate", "tasks.baseline"]
 _running: set[multiprocessing.process.BaseProcess] = set()
 
 
@@ -94,7 +100,7 @@ def in_slot(cost: float = 0.0) -> Iterator[None]:
 
 
 def in_own_process(work: Callable[..., Result], name: str, *args: Any, cost: float = 0.0) -> Result:
-    """`work(*args)` in a new process (spawned: no state shared), its `reviewflow` log lines
+    """`work(*args)` in a new process (no state shared: see PRELOADED), its `reviewflow` log lines
     re-logged here, its result returned and its error raised here. With `process_slots` open,
     it first waits for a slot (`cost` orders the waiting: costliest first).
 
@@ -107,9 +113,11 @@ def in_own_process(work: Callable[..., Result], name: str, *args: Any, cost: flo
 
 
 def _run_in_process(work: Callable[..., Result], name: str, args: tuple[Any, ...]) -> Result:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)  # read when the server starts: on the first process
     messages = context.Queue()
-    process = context.Process(target=_child, args=(work, args, messages), name=name)
+    # The server's environment and folder are those of its start; the work gets this process's own, as now.
+    process = context.Process(target=_child, args=(work, args, messages, dict(os.environ), os.getcwd()), name=name)
     process.start()
     _running.add(process)
     try:
@@ -184,7 +192,10 @@ class _ToParent(logging.Handler):
         self.messages.put(("log", record))
 
 
-def _child(work: Callable[..., Any], args: tuple[Any, ...], messages: Any) -> None:
+def _child(work: Callable[..., Any], args: tuple[Any, ...], messages: Any, environment: dict[str, str], folder: str) -> None:
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(folder)
     logger = logging.getLogger("reviewflow")
     logger.handlers, logger.propagate = [_ToParent(messages)], False
     logger.setLevel(logging.INFO)

@@ -37,6 +37,17 @@ def test_the_result_and_the_log_lines_come_back(caplog):
     assert not record.getMessage().endswith(f" {os.getpid()}")  # it ran elsewhere
 
 
+def where_and_what(name: str) -> tuple[str, str | None]:
+    return os.getcwd(), os.environ.get(name)
+
+
+def test_the_work_sees_the_callers_environment_and_folder_of_the_moment_it_starts(tmp_path, monkeypatch):
+    in_own_process(double_and_log, "first", 1)  # the fork server is running by now
+    monkeypatch.setenv("REVIEWFLOW_TEST_SETTING", "set after the first process")
+    monkeypatch.chdir(tmp_path)
+    assert in_own_process(where_and_what, "second", "REVIEWFLOW_TEST_SETTING") == (str(tmp_path), "set after the first process")
+
+
 def test_an_expected_error_stays_one_line_and_a_bug_keeps_its_traceback():
     with pytest.raises(ReviewflowError, match="^bad input here$"):
         in_own_process(refuse, "refusing", "bad input here")

@@ -10,7 +10,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from flows.bench import EXPERIMENT, Sizes, bench
+from flows.bench import EXPERIMENT, Sizes, bench, table
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +62,14 @@ def test_bench_measures_both_sides_and_records_every_figure(bench_folder, mlflow
     assert run.data.tags["commit"] == result["commit"]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"ratios.png", "bench.json", "bench.md"}
 
+    # The same table again from the recorded run alone, as `reviewflow bench --table RUN_ID --write FILE` writes it.
+    again = bench_folder / "AGAIN.md"
+    again.write_text("<!-- results:bench -->\n<!-- /results:bench -->\n", encoding="utf-8")
+    table([result["mlflow_run_id"]], again)
+    rows = [line for line in again.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    assert rows == [line for line in written.splitlines() if line.startswith("| ")]
+    assert f"MLflow run `{result['mlflow_run_id']}`" in again.read_text(encoding="utf-8")
+
 
 @pytest.mark.parametrize(
     "args, message",
@@ -85,7 +93,8 @@ def test_the_profile_of_a_training_reads_prefects_record_of_its_tasks(smoke_trai
     _, _, _, children, workdir = smoke_training
     result = run_cli(["bench", "--profile"], env={"PREFECT_HOME": str(workdir / "prefect-home")}, cwd=workdir, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split(" | ")[0].strip("| ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    header, *rows = [line.split(" | ")[0].strip("| ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert header == "task"
     assert rows[0] == "(start-up: before the first task)" and rows[-1] == "(after the last task)"
     trained = {r for r in rows if r.startswith("train-") and r != "train-models-0"}
     assert len(trained) == len(children) - 1  # one task per trained model (the ensemble is fitted, not trained)
@@ -98,3 +107,10 @@ def test_the_profile_of_an_unknown_flow_run_is_one_line(workdir):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("reviewflow: error: no training flow run '00000000-0000-0000-0000-000000000000'")
+
+
+def test_the_table_of_an_unknown_bench_run_is_one_line(workdir):
+    result = run_cli(["bench", "--table", "0123456789abcdef"], cwd=workdir, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("reviewflow: error: no bench run 0123456789abcdef in ")

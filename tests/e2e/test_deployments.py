@@ -210,7 +210,8 @@ def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path, imdb_archi
         # A smoke training, stopped once its trainings run in worker processes of the flow run's process.
         _post(f"{api}/deployments/{train['id']}/create_flow_run", {"parameters": {"profile": "smoke"}})
         def training() -> bool:
-            return sum("spawn_main" in row[2] for row in _descendants(process.pid).values()) >= 2
+            # The workers are forks of the fork server (tasks.processes), which shares their command line.
+            return sum("forkserver" in row[2] for row in _descendants(process.pid).values()) >= 3
 
         _wait(lambda: process.poll() is not None or training(), 600)
         assert process.poll() is None, output.read_text()[-3000:]

@@ -1,0 +1,39 @@
+"""The bench's table: one run's figures, or several recorded runs' merged (the later run wins a benchmark)."""
+
+from flows.bench import bench_markdown
+
+
+def result(commit: str, figures: dict[str, float], run_id: str | None = None) -> dict:
+    machine = {"cores": 2, "cpu": "a CPU", "versions": {"tensorflow": "2.21.0"}}
+    benchmarks = {
+        name: {"ours": ours, "baseline": 1.0, "ratio": ours, "unit": "reviews/s", "target": ">= 1.0", "met": ours >= 1.0,
+               "samples": {"ours": [ours], "baseline": [1.0]}, "details": {}}
+        for name, ours in figures.items()
+    }  # fmt: skip
+    found = {"quick": False, "commit": commit, "machine": machine, "seconds": 600.0, "benchmarks": benchmarks}
+    return found | ({"mlflow_run_id": run_id} if run_id else {})
+
+
+def rows(markdown: str) -> dict[str, list[str]]:
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("| ")]
+    return {row[0]: row[1:] for row in cells[1:]}
+
+
+def test_one_run_is_one_table_in_the_benchmarks_order_without_a_run_column():
+    markdown = bench_markdown([result("a" * 40, {"score": 300.0, "train_rnn": 0.9})])
+    assert list(rows(markdown)) == ["train_rnn", "score"]
+    assert rows(markdown)["train_rnn"][:5] == ["0.9", "1", "0.9", ">= 1.0", "**no**"]
+    assert "`reviewflow bench --only score,train_rnn` (full sizes), commit `aaaaaaaaaaaa`" in markdown
+    assert "| run |" not in markdown
+
+
+def test_several_runs_merge_and_each_row_names_the_run_it_comes_from():
+    first = result("a" * 40, {"train_rnn": 0.9, "score": 300.0}, "run-one")
+    second = result("b" * 40, {"score": 400.0, "score_memory": 1500.0}, "run-two")
+    table = rows(bench_markdown([first, second]))
+    assert list(table) == ["train_rnn", "score", "score_memory"]
+    assert table["train_rnn"][0] == "0.9" and table["train_rnn"][-1] == "1"
+    assert table["score"][0] == "400" and table["score"][-1] == "2"  # measured twice: the later run's
+    markdown = bench_markdown([first, second])
+    assert "Run 1: `reviewflow bench --only train_rnn,score`" in markdown and "MLflow run `run-one`" in markdown
+    assert "Run 2: `reviewflow bench --only score,score_memory`" in markdown and "commit `bbbbbbbbbbbb`" in markdown
