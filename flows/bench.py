@@ -256,7 +256,11 @@ def table(run_ids: list[str], write: Path | None) -> str:
     existing = _read(write) if write else None
     if existing is not None:
         replace_between_markers(existing, "bench", "", str(write))
-    recorder = connect(tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT}))
+    settings = tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT})
+    store = settings.tracking_uri.removeprefix("sqlite:///")
+    if store != settings.tracking_uri and not Path(store).is_file():  # a read makes no new store
+        raise ReviewflowError(f"no bench runs are recorded in {settings.tracking_uri} (`reviewflow bench` records them)")
+    recorder = connect(settings)
     markdown = bench_markdown([recorded(recorder, run_id) for run_id in run_ids])
     if existing is not None:
         with atomic_write(write) as file:

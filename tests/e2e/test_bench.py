@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.bench import EXPERIMENT, Sizes, bench, table
+from tasks.errors import ReviewflowError
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -69,6 +70,8 @@ def test_bench_measures_both_sides_and_records_every_figure(bench_folder, mlflow
     rows = [line for line in again.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
     assert rows == [line for line in written.splitlines() if line.startswith("| ")]
     assert f"MLflow run `{result['mlflow_run_id']}`" in again.read_text(encoding="utf-8")
+    with pytest.raises(ReviewflowError, match="^no bench run 0123456789abcdef in http://127.0.0.1:"):
+        table(["0123456789abcdef"], again)
 
 
 @pytest.mark.parametrize(
@@ -109,8 +112,9 @@ def test_the_profile_of_an_unknown_flow_run_is_one_line(workdir):
     assert line.startswith("reviewflow: error: no training flow run '00000000-0000-0000-0000-000000000000'")
 
 
-def test_the_table_of_an_unknown_bench_run_is_one_line(workdir):
+def test_the_table_of_bench_runs_never_recorded_is_one_line_and_makes_no_store(workdir):
     result = run_cli(["bench", "--table", "0123456789abcdef"], cwd=workdir, timeout=120)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("reviewflow: error: no bench run 0123456789abcdef in ")
+    assert line == "reviewflow: error: no bench runs are recorded in sqlite:///data/mlflow/mlflow.db (`reviewflow bench` records them)"
+    assert not (workdir / "data" / "mlflow").exists()
