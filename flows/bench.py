@@ -76,7 +76,7 @@ def bench(
     if existing is not None:
         replace_between_markers(existing, "bench", "", str(write))
     recorder = connect(tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT}))
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), commit()  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
     try:
         figures = run_benchmarks(names, sizes, work)
@@ -84,7 +84,7 @@ def bench(
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "quick": quick,
-        "commit": commit(),
+        "commit": measured,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
         "sizes": sizes.__dict__,
