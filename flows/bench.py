@@ -72,10 +72,8 @@ def bench(
         raise ReviewflowError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
     names = [n for n in BENCHMARKS if n in names]
     sizes = sizes or (QUICK if quick else FULL)
-    existing = _read(write) if write else None  # a bad --write fails before minutes of work
-    if existing is not None:
-        replace_between_markers(existing, "bench", "", str(write))
-    recorder = connect(tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT}))
+    existing = _target(write)  # a bad --write fails before minutes of work
+    recorder = connect(_tracking_settings())
     started, measured = time.perf_counter(), commit()  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
     try:
@@ -94,11 +92,27 @@ def bench(
     result["mlflow_run_id"] = record(recorder, result, markdown)
     if json_path:
         write_json(json_path, result)
+    _write_table(write, existing, markdown)
+    print(markdown)
+    return result
+
+
+def _tracking_settings() -> TrackingConfig:
+    return tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT})
+
+
+def _target(write: Path | None) -> str | None:
+    """The text of the file the table goes into, checked for its markers; None without one."""
+    existing = _read(write) if write else None
+    if existing is not None:
+        replace_between_markers(existing, "bench", "", str(write))
+    return existing
+
+
+def _write_table(write: Path | None, existing: str | None, markdown: str) -> None:
     if existing is not None:
         with atomic_write(write) as file:
             file.write(replace_between_markers(existing, "bench", markdown, str(write)).encode("utf-8"))
-    print(markdown)
-    return result
 
 
 def _read(path: Path) -> str:
@@ -254,18 +268,14 @@ def _run_line(result: dict[str, Any], number: int | None) -> str:
 
 def table(run_ids: list[str], write: Path | None) -> str:
     """The table of recorded bench runs (MLflow run ids in `reviewflow-bench`), printed and put into `write`."""
-    existing = _read(write) if write else None
-    if existing is not None:
-        replace_between_markers(existing, "bench", "", str(write))
-    settings = tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT})
+    existing = _target(write)
+    settings = _tracking_settings()
     store = settings.tracking_uri.removeprefix("sqlite:///")
     if store != settings.tracking_uri and not Path(store).is_file():  # a read makes no new store
         raise ReviewflowError(f"no bench runs are recorded in {settings.tracking_uri} (`reviewflow bench` records them)")
     recorder = connect(settings)
     markdown = bench_markdown([recorded(recorder, run_id) for run_id in run_ids])
-    if existing is not None:
-        with atomic_write(write) as file:
-            file.write(replace_between_markers(existing, "bench", markdown, str(write)).encode("utf-8"))
+    _write_table(write, existing, markdown)
     return markdown
 
 
