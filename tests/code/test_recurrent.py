@@ -50,3 +50,23 @@ def test_the_padded_layers_save_and_load_with_their_weights(tmp_path, architectu
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)
     assert np.allclose(loaded(batch, training=False).numpy(), model(batch, training=False).numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("lengths", [[40, 40, 40, 40], [1, 3, 17, 40, 40, 9]], ids=["no-row-padded", "some-rows-padded"])
+@pytest.mark.parametrize("architecture", ["birnn", "bilstm"])
+def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padded(architecture, lengths):
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(11)
+    ours, reference = build_model(architecture, 50), masked_reference(architecture, 50)
+    reference.set_weights(ours.get_weights())
+    batch = right_padded(np.random.default_rng(4), lengths, 50)
+    labels = tf.constant(np.arange(len(lengths)) % 2, dtype="float32")[:, None]
+
+    def gradients(model: keras.Model) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            loss = keras.losses.binary_crossentropy(labels, model(batch, training=True))
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    for got, expected in zip(gradients(ours), gradients(reference), strict=True):
+        assert np.allclose(got, expected, atol=1e-5)
