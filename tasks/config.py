@@ -144,12 +144,15 @@ class TrainConfig(Section):
 class BaselineConfig(Section):
     """The `baseline` model: TF-IDF over word n-grams, then logistic regression (scikit-learn)."""
 
-    ngram_range: tuple[int, int] = Field(_BASELINE.ngram_range, description="shortest and longest word n-gram, e.g. [1, 2]")
+    ngram_range: tuple[int, int] = Field(_BASELINE.ngram_range, description="shortest and longest word n-gram, e.g. [1, 3]")
     min_df: int = Field(_BASELINE.min_df, ge=1, description="keep n-grams found in at least this many training reviews")
     max_features: int | None = Field(
         _BASELINE.max_features, ge=1, description="keep only the most frequent n-grams; none keeps all"
     )
     sublinear_tf: bool = Field(_BASELINE.sublinear_tf, description="1 + log(count) instead of the raw count")
+    nb_weighting: bool = Field(
+        _BASELINE.nb_weighting, description="scale each n-gram by its naive-Bayes log-count ratio first (NBSVM)"
+    )
     C: float = Field(_BASELINE.C, gt=0, description="inverse regularisation strength of the logistic regression")
     max_iter: int = Field(_BASELINE.max_iter, ge=1, description="iterations of the logistic regression solver")
 

@@ -102,7 +102,7 @@ def test_the_baseline_key_follows_its_own_section_not_the_recurrent_settings():
         return baseline_key(prepared_fingerprint("t4b1e", config.prepare, config.train.seed), config.baseline, store, CODE)
 
     assert key() == key("train.epochs=2") == key("train.architectures=baseline") == key("ensemble.C=3")
-    for setting in ("baseline.C=1", "baseline.min_df=3", "baseline.ngram_range=[1,3]", "baseline.max_features=1000",
+    for setting in ("baseline.C=1", "baseline.min_df=3", "baseline.ngram_range=[1,2]", "baseline.max_features=1000", "baseline.nb_weighting=false",
                     "baseline.sublinear_tf=false", "prepare.validation_fraction=0.2", "train.seed=7"):  # fmt: skip
         assert key(setting) != key(), setting
     assert key(store="http://mlflow:5000#1") != key()

@@ -17,7 +17,7 @@ POSITIVE = ["a wonderful film, I loved it", "wonderful acting and a great story"
 NEGATIVE = ["an awful film, I hated it", "awful acting and a boring story", "boring and dull, hated every minute",
             "truly awful, boring cast", "I hated this dull movie"]  # fmt: skip
 TEXTS, LABELS = POSITIVE + NEGATIVE, np.array([1] * 5 + [0] * 5)
-SMALL = BaselineSettings(ngram_range=(1, 2), min_df=1, C=10.0)
+SMALL = BaselineSettings(ngram_range=(1, 2), min_df=1, C=10.0, nb_weighting=False)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,21 @@ def test_its_scores_are_scikit_learn_s_tfidf_and_logistic_regression(fitted):
     others = TEXTS + ["loved loved loved it", "an unseen review"]
     expected = regression.predict_proba(vectorizer.transform(others))[:, 1]
     assert np.abs(fitted.predict(others) - expected).max() < 1e-12
+
+
+def test_naive_bayes_weighting_is_the_regression_on_features_scaled_by_log_count_ratios():
+    settings = BaselineSettings(ngram_range=(1, 2), min_df=1, C=10.0, nb_weighting=True)
+    weighted = BaselineClassifier.fit(TEXTS, LABELS, settings)
+    vectorizer = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform(TEXTS).toarray()
+    present = features > 0
+    positive, negative = present[LABELS == 1].sum(axis=0) + 1.0, present[LABELS == 0].sum(axis=0) + 1.0
+    ratios = np.log((positive / positive.sum()) / (negative / negative.sum()))
+    regression = LogisticRegression(C=10.0, max_iter=1000).fit(features * ratios, LABELS)
+    others = TEXTS + ["loved loved loved it", "an unseen review"]
+    expected = regression.predict_proba(vectorizer.transform(others).toarray() * ratios)[:, 1]
+    assert np.abs(weighted.predict(others) - expected).max() < 1e-9
+    assert ratios[vectorizer.vocabulary_["wonderful"]] > 0 > ratios[vectorizer.vocabulary_["awful"]]
 
 
 def test_save_and_load_as_arrays_give_identical_probabilities_and_no_pickle(fitted, tmp_path):
