@@ -16,6 +16,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -25,6 +26,10 @@ from tasks.errors import ReviewflowError
 log = logging.getLogger("reviewflow")
 Result = TypeVar("Result")
 _POLL_S = 0.2
+# The flow submits its trainings costliest first, but they reach their slots in whatever order their
+# inputs load (the BiLSTM's, the largest, last): nothing starts until this long after the slots open,
+# so that the first to start are the costliest, not the quickest to ask.
+GATHER_S = 2.0
 # What the work run here imports (TensorFlow, Keras, MLflow: about 8 s of CPU each time) is imported once,
 # by a fork server; each process then starts as a fork of it, ready to work. Forked from that server, which
 # does nothing else, never from this process: this one runs Prefect's threads, and a fork copies the locks
@@ -40,8 +45,9 @@ class Slots:
     (longest-processing-time-first scheduling); a task still waiting for its input holds no slot.
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, gather_s: float = 0.0):
         self.size, self.busy, self.stopped = size, 0, False
+        self._opens_at = time.monotonic() + gather_s
         self._waiting: list[tuple[float, int]] = []
         self._order = itertools.count()  # equal costs start in the order they asked
         self._changed = threading.Condition()
@@ -52,7 +58,7 @@ class Slots:
             ticket = (-cost, next(self._order))
             heapq.heappush(self._waiting, ticket)
             try:
-                while not (self.stopped or (self.busy < self.size and self._waiting[0] == ticket)):
+                while not (self.stopped or (self.busy < self.size and self._waiting[0] == ticket and time.monotonic() >= self._opens_at)):
                     self._changed.wait(timeout=_POLL_S)  # short waits: a stopped run must not hang its threads
             finally:
                 self._waiting.remove(ticket)
@@ -78,10 +84,11 @@ _slots: Slots | None = None
 
 
 @contextlib.contextmanager
-def process_slots(size: int) -> Iterator[Slots]:
-    """While open, work run through `in_own_process` or `in_slot` here runs at most `size` at a time."""
+def process_slots(size: int, gather_s: float = GATHER_S) -> Iterator[Slots]:
+    """While open, work run through `in_own_process` or `in_slot` here runs at most `size` at a time,
+    none in the first `gather_s` seconds."""
     global _slots
-    _slots = Slots(size)
+    _slots = Slots(size, gather_s)
     try:
         yield _slots
     finally:

@@ -103,6 +103,24 @@ def test_slots_run_at_most_their_size_at_once_and_the_costliest_waiting_first():
     assert most[0] == 1
 
 
+def test_work_that_asks_while_the_slots_gather_starts_costliest_first_whoever_asked_first():
+    slots = Slots(1, gather_s=0.5)
+    started = []
+
+    def work(name, cost):
+        with slots.held(cost):
+            started.append(name)
+
+    threads = []
+    for name, cost in [("cheap", 1), ("middling", 5), ("dear", 9)]:  # the cheapest asks first
+        threads.append(threading.Thread(target=work, args=(name, cost)))
+        threads[-1].start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert started == ["dear", "middling", "cheap"]
+
+
 def test_stopped_slots_start_nothing_more():
     slots = Slots(1)
     errors = []
