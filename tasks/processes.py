@@ -58,7 +58,7 @@ class Slots:
             ticket = (-cost, next(self._order))
             heapq.heappush(self._waiting, ticket)
             try:
-                while not (self.stopped or (self.busy < self.size and self._waiting[0] == ticket and time.monotonic() >= self._opens_at)):
+                while not (self.stopped or self._may_start(ticket)):
                     self._changed.wait(timeout=_POLL_S)  # short waits: a stopped run must not hang its threads
             finally:
                 self._waiting.remove(ticket)
@@ -73,6 +73,9 @@ class Slots:
             with self._changed:
                 self.busy -= 1
                 self._changed.notify_all()
+
+    def _may_start(self, ticket: tuple[float, int]) -> bool:
+        return self.busy < self.size and self._waiting[0] == ticket and time.monotonic() >= self._opens_at
 
     def stop(self) -> None:
         with self._changed:
