@@ -7,7 +7,7 @@ answer is its output at the row's last real token (the padding after it changes 
 it), and the backward direction reads each row's real tokens reversed in place
 (`tf.reverse_sequence`), so it too starts at the last real token and ends at the first.
 Where no row of a batch is padded (most batches at length 100), a plain `tf.reverse` does the
-same, and with its gradient costs a quarter of `tf.reverse_sequence`'s here.
+same, and its gradient is far cheaper than `tf.reverse_sequence`'s.
 """
 
 from __future__ import annotations
