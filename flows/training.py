@@ -112,7 +112,10 @@ def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracki
     train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
     submitted, position = {}, {}
     # Costliest first: the first trainings take the free slots before any queue forms.
-    costs = {a: 0.0 if a == BASELINE else training_cost(a, config.train.seq_len[a], prepared, config.train) for a in config.train.architectures}
+    costs = {
+        a: 0.0 if a == BASELINE else training_cost(a, config.train.seq_len[a], prepared, config.train.for_architecture(a))
+        for a in config.train.architectures
+    }
     for architecture in sorted(costs, key=costs.get, reverse=True):
         if architecture == BASELINE:
             trainings = {run_name(BASELINE): for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)}
@@ -121,7 +124,7 @@ def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracki
             trainings = {
                 run_name(architecture, seq_len, settings.seed if several else None):
                     train.submit(architecture, seq_len, prepared, settings, tracking, threads, models_dir, several)
-                for settings in seed_settings(config.train)
+                for settings in seed_settings(config.train.for_architecture(architecture))
             }  # fmt: skip
         for name, trained in trainings.items():
             submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))

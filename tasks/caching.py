@@ -105,9 +105,12 @@ def train_key(
     several_seeds: bool = False,
 ) -> str:
     # `several_seeds` names the child run and the model's folder (`-seed43`), so it is part of what is reused.
+    # The settings this architecture trains with: another architecture's own settings change nothing here.
+    train = section(settings.for_architecture(architecture), "train")
+    del train["by_architecture"]
     return cache_key(
         f"train-{architecture}-{seq_len}",
-        prepared=prepared_fingerprint, train=section(settings, "train"), store=store, code=code,
+        prepared=prepared_fingerprint, train=train, store=store, code=code,
         **({"several_seeds": True} if several_seeds else {}),
     )  # fmt: skip
 

@@ -96,7 +96,7 @@ def train_architecture(
         {
             "architecture": architecture,
             "seq_len": seq_len,
-            **settings.model_dump(exclude=HOW_TRAININGS_RUN),
+            **settings.model_dump(exclude=HOW_TRAININGS_RUN | {"by_architecture"}),
             "vocab_size": prepared.vocab_size,
             "keep": prepared.keep,
             "train_rows": prepared.rows["train"],

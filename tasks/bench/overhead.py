@@ -100,8 +100,9 @@ def bare_training(config: Config) -> dict[str, float]:
         prepared = prepare_sequences(table.path, config.prepare, seq_lens, config.train.seed, Path(folder))
         for architecture in RECURRENT:
             seq_len = config.train.seq_len[architecture]
-            seeded(config.train)
-            model = fit_model(architecture, seq_len, prepared, config.train, [])[0]
+            settings = config.train.for_architecture(architecture)
+            seeded(settings)
+            model = fit_model(architecture, seq_len, prepared, settings, [])[0]
             classifier = SentimentClassifier(model, Vocabulary.load(prepared.vocabulary_path), seq_len, prepared.keep)
             sequences, labels = prepared.load("test", seq_len)
             accuracies[architecture] = float(np.mean((classifier.predict_sequences(sequences) >= 0.5) == labels))

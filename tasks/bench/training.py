@@ -35,6 +35,7 @@ def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, s
     from tasks.train import compiled_model, limit_threads, seeded
 
     limit_threads(threads)
+    settings = settings.for_architecture(architecture)
     seeded(settings)
     sequences, labels = prepared.load("train", seq_len)
     sample = sampled_rows(prepared, seq_len, settings, rows)
@@ -105,6 +106,7 @@ def matmul_peak(threads: int) -> Callable[[], float]:
 def bilstm_gflops(prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
     """GFLOP/s the BiLSTM's training achieves: its recurrent multiply-adds over the padded batches it computes, x2
     (a multiply-add is two operations) x3 (the backward pass costs about twice the forward), per second of an epoch."""
+    settings = settings.for_architecture("bilstm")
     seq_len = 2494
     reviews_per_second = pipeline_training("bilstm", seq_len, prepared, settings, rows, threads)
     lengths = prepared.load("train", seq_len)[0].lengths[sampled_rows(prepared, seq_len, settings, rows)]
@@ -131,6 +133,7 @@ def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settin
     from tasks.train import fit_model, limit_threads, seeded
 
     limit_threads(threads)
+    settings = settings.for_architecture(architecture)
     seeded(settings)
     return fit_model(architecture, seq_len, prepared, settings, [])[2]
 
@@ -140,7 +143,7 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
     costliest first) vs one after another, each with every core."""
     from tasks.train import threads_per_training, training_cost
 
-    costs = {a: training_cost(a, settings.seq_len[a], prepared, settings) for a in architectures}
+    costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 
     def as_the_flow_does() -> float:
         workers = min(len(architectures), cores)

@@ -44,7 +44,7 @@ def test_same_inputs_give_the_same_key():
 @pytest.mark.parametrize(
     "setting",
     ["train.epochs=2", "train.units=32", "train.embedding_dim=16", "train.batch_size=64", "train.learning_rate=0.01",
-     "train.seed=7", "prepare.vocab_size=4000", "prepare.keep=start", "prepare.validation_fraction=0.2"],
+     "train.seed=7", "train.by_architecture.rnn.learning_rate=0.01", "prepare.vocab_size=4000", "prepare.keep=start", "prepare.validation_fraction=0.2"],
 )  # fmt: skip
 def test_a_result_relevant_setting_changes_the_training_key(setting):
     assert _train_key(setting) != _train_key()
@@ -53,11 +53,16 @@ def test_a_result_relevant_setting_changes_the_training_key(setting):
 @pytest.mark.parametrize(
     "setting",
     ["train.max_workers=1", "train.task_runner=dask", "train.dask_address=tcp://h:8786", "train.architectures=rnn",
-     "train.seq_len.bilstm=400", "data.cache_dir=/elsewhere", "output_dir=/elsewhere", "scoring.chunk_size=10",
+     "train.seq_len.bilstm=400", "train.by_architecture.bilstm.dropout=0.1", "data.cache_dir=/elsewhere", "output_dir=/elsewhere", "scoring.chunk_size=10",
      "servers.mlflow_port=5001", "tracking.registered_model_prefix=x-", "reuse=false"],
 )  # fmt: skip
 def test_a_setting_that_does_not_change_the_model_keeps_the_training_key(setting):
     assert _train_key(setting) == _train_key()
+
+
+def test_the_key_holds_the_settings_an_architecture_trains_with_however_they_were_set():
+    assert _train_key("train.by_architecture.rnn.dropout=0.1") == _train_key("train.dropout=0.1", "train.by_architecture.bilstm.dropout=0.1")
+    assert _train_key("train.by_architecture.bilstm.dropout=0.1", architecture="bilstm") != _train_key(architecture="bilstm")
 
 
 def test_the_architecture_its_length_the_code_and_the_store_are_in_the_training_key():

@@ -21,6 +21,16 @@ def test_overrides_are_typed_and_merge_into_the_profile():
     assert config.prepare.vocab_size == 5000
 
 
+def test_an_architecture_trains_with_its_own_settings_on_top_of_the_shared_ones():
+    config = load_config("smoke", ["train.learning_rate=0.01", "train.by_architecture.bilstm.dropout=0.1"])
+    assert config.train.by_architecture == {"bigru": {"spatial_dropout": 0.4}, "bilstm": {"learning_rate": 0.001, "dropout": 0.1}}
+    rnn, bigru, bilstm = (config.train.for_architecture(a) for a in ("rnn", "bigru", "bilstm"))
+    assert (rnn.learning_rate, rnn.dropout, rnn.spatial_dropout) == (0.01, 0.0, 0.2)
+    assert (bigru.learning_rate, bigru.spatial_dropout) == (0.01, 0.4)
+    assert (bilstm.learning_rate, bilstm.dropout, bilstm.epochs) == (0.001, 0.1, 1)
+    assert bilstm.by_architecture == {} and bilstm.for_architecture("bilstm") == bilstm
+
+
 def test_the_evaluation_checks_are_on_for_every_test_review_unless_set():
     assert Config().evaluation.model_dump() == {"behaviour": True, "robustness": True, "robustness_reviews": 5000}
     config = load_config("smoke", ["evaluation.behaviour=false", "evaluation.robustness_reviews=500"])
@@ -39,6 +49,11 @@ def test_the_evaluation_checks_are_on_for_every_test_review_unless_set():
         ("prepare.keep=middle", "bad value for prepare.keep"),
         ("evaluation.robustness_reviews=1", "bad value for evaluation.robustness_reviews"),
         ("train.seq_len.bilstm=-5", "train.seq_len has bad entries"),
+        ("train.by_architecture.lstm.dropout=0.1", "train.by_architecture.lstm: unknown architecture"),
+        ("train.by_architecture.bilstm.dropout=2", "train.by_architecture.bilstm: bad value for dropout"),
+        ("train.by_architecture.bilstm.seed=7", "train.by_architecture.bilstm: seed: no setting that may differ"),
+        ("train.by_architecture.rnn.nope=1", "train.by_architecture.rnn: nope: no setting that may differ"),
+        ("train.by_architecture.bigru=0.4", "bad value for train.by_architecture.bigru"),
         ("epochs", "expected key=value"),
     ],
 )
