@@ -166,7 +166,7 @@ class TrainConfig(Section):
         return merged
 
     @model_validator(mode="after")
-    def _every_architecture_has_a_length(self, info: ValidationInfo) -> "TrainConfig":
+    def _check_lengths_and_practice(self, info: ValidationInfo) -> "TrainConfig":
         missing = [a for a in self.architectures if a in RECURRENT and a not in self.seq_len]
         if missing:
             raise ValueError(f"train.seq_len has no length for {', '.join(missing)}")

@@ -78,12 +78,13 @@ def test_a_profile_run_with_nothing_set_differs_from_its_defaults_in_nothing():
 
 def test_the_reproduce_command_sets_what_differs_from_the_profile_and_the_cli_accepts_it():
     params = _params("default", "train.epochs=2", "train.seq_len.bilstm=400", "data.reviews_per_split=500",
-                     "baseline.ngram_range=[1,2]", "train.architectures=rnn,bigru")  # fmt: skip
+                     "baseline.ngram_range=[1,2]", "train.architectures=rnn,bigru", "train.by_architecture.bilstm.dropout=0.1")  # fmt: skip
     changed = changes(default_settings("default"), settings(params))
     command = reproduce_command("default", changed)
     assert command == (
         "reviewflow train --profile default --set 'baseline.ngram_range=[1,2]' --set data.reviews_per_split=500 "
-        "--set 'train.architectures=[rnn,bigru]' --set train.epochs=2 --set train.seq_len.bilstm=400"
+        "--set 'train.architectures=[rnn,bigru]' --set train.by_architecture.bilstm.dropout=0.1 --set train.epochs=2 "
+        "--set train.seq_len.bilstm=400"
     )
     overrides = [part.strip("'") for part in command.split(" --set ")[1:]]
     assert settings(_params("default", *overrides)) == settings(params)  # the command makes the same settings
