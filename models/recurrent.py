@@ -8,9 +8,6 @@ it), and the backward direction reads each row's real tokens reversed in place
 (`tf.reverse_sequence`), so it too starts at the last real token and ends at the first.
 Where no row of a batch is padded (most batches at length 100), a plain `tf.reverse` does the
 same, and its gradient is far cheaper than `tf.reverse_sequence`'s.
-
-Where a batch's width is fixed and short (training at length 100), the recurrent loop is unrolled:
-the same arithmetic without the loop's per-step bookkeeping, which is most of a small cell's cost.
 """
 
 from __future__ import annotations
@@ -19,10 +16,6 @@ import keras
 import tensorflow as tf
 
 from models.text import PAD_ID
-
-# The longest fixed width whose loop is unrolled. Tracing grows with the steps (seconds per layer at
-# 100) and a width unknown until run time cannot be unrolled at all.
-UNROLL_UP_TO = 128
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
@@ -55,10 +48,6 @@ class PaddedRecurrent(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         sequences, lengths = inputs
-        steps = sequences.shape[1]
-        for layer in (self.forward_layer, self.backward_layer):
-            if layer is not None:
-                layer.unroll = steps is not None and steps <= UNROLL_UP_TO  # read as the call is traced
         outputs = [self._ends(self.forward_layer(sequences, training=training), lengths, reversed_=False)]
         if self.backward_layer is not None:
             reversed_rows = _reverse_rows(sequences, lengths)

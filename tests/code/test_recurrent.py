@@ -6,7 +6,6 @@ import pytest
 from keras import layers
 
 from models.architectures import RECURRENT, build_model
-from models.recurrent import PaddedRecurrent
 
 
 def masked_reference(architecture: str, vocab_size: int) -> keras.Model:
@@ -53,11 +52,9 @@ def test_the_padded_layers_save_and_load_with_their_weights(tmp_path, architectu
     assert np.allclose(loaded(batch, training=False).numpy(), model(batch, training=False).numpy(), atol=1e-7)
 
 
-@pytest.mark.parametrize("width_known", [True, False], ids=["unrolled", "looped"])
 @pytest.mark.parametrize("lengths", [[40, 40, 40, 40], [1, 3, 17, 40, 40, 9]], ids=["no-row-padded", "some-rows-padded"])
 @pytest.mark.parametrize("architecture", ["birnn", "bilstm"])
-def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padded(architecture, lengths, width_known):
-    """A batch of a width fixed when traced runs unrolled (models/recurrent.py); of a width known only at run time, looped."""
+def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padded(architecture, lengths):
     import tensorflow as tf
 
     keras.utils.set_random_seed(11)
@@ -67,16 +64,9 @@ def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padd
     labels = tf.constant(np.arange(len(lengths)) % 2, dtype="float32")[:, None]
 
     def gradients(model: keras.Model) -> list[np.ndarray]:
-        def traced(tokens):
-            with tf.GradientTape() as tape:
-                loss = keras.losses.binary_crossentropy(labels, model(tokens, training=True))
-            return tape.gradient(loss, model.trainable_weights)
-
-        width = batch.shape[1] if width_known else None
-        traced = tf.function(traced, input_signature=[tf.TensorSpec((None, width), tf.int32)])
-        return [tf.convert_to_tensor(g).numpy() for g in traced(tf.constant(batch))]
+        with tf.GradientTape() as tape:
+            loss = keras.losses.binary_crossentropy(labels, model(batch, training=True))
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, model.trainable_weights)]
 
     for got, expected in zip(gradients(ours), gradients(reference), strict=True):
         assert np.allclose(got, expected, atol=1e-5)
-    recurrent = [layer for layer in ours.layers if isinstance(layer, PaddedRecurrent)]
-    assert recurrent and all(layer.forward_layer.unroll is width_known for layer in recurrent)
