@@ -53,7 +53,7 @@ def test_the_padded_layers_save_and_load_with_their_weights(tmp_path, architectu
 
 
 @pytest.mark.parametrize("lengths", [[40, 40, 40, 40], [1, 3, 17, 40, 40, 9]], ids=["no-row-padded", "some-rows-padded"])
-@pytest.mark.parametrize("architecture", ["birnn", "bilstm"])
+@pytest.mark.parametrize("architecture", RECURRENT)
 def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padded(architecture, lengths):
     import tensorflow as tf
 
@@ -70,3 +70,15 @@ def test_training_gradients_equal_the_masked_layers_whether_or_not_rows_are_padd
 
     for got, expected in zip(gradients(ours), gradients(reference), strict=True):
         assert np.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["bigru", "bilstm"])
+def test_dropouts_act_while_training_and_do_nothing_at_prediction(architecture):
+    keras.utils.set_random_seed(5)
+    ours = build_model(architecture, 50, dropout=0.5, recurrent_dropout=0.5)
+    reference = masked_reference(architecture, 50)
+    reference.set_weights(ours.get_weights())
+    batch = right_padded(np.random.default_rng(6), [4, 30, 30, 12], 50)
+    predicted = ours(batch, training=False).numpy()
+    assert np.allclose(predicted, reference(batch, training=False).numpy(), atol=1e-6)
+    assert not np.allclose(ours(batch, training=True).numpy(), predicted, atol=1e-4)
