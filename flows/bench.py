@@ -63,9 +63,11 @@ QUICK = Sizes(2_500, 768, 512, 3, 1, 1, 2_000, 20, 2, 20_000)
 
 
 def bench(
-    quick: bool = False, only: list[str] | None = None, json_path: Path | None = None, write: Path | None = None, sizes: Sizes | None = None
+    quick: bool = False, only: list[str] | None = None, json_path: Path | None = None, write: Path | None = None, sizes: Sizes | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmarks (`only` some of them) at the full or quick sizes (or `sizes`); returns what --json writes."""
+    """Run the benchmarks (`only` some of them) at the full or quick sizes (or `sizes`); returns what --json writes.
+    `threads` (default: every core) is what each side of the training benchmarks may use."""
     names = list(only or BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -77,11 +79,12 @@ def bench(
     started, measured = time.perf_counter(), commit()  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
     try:
-        figures = run_benchmarks(names, sizes, work)
+        figures = run_benchmarks(names, sizes, work, threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "quick": quick,
+        "threads": threads,
         "commit": measured,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
@@ -122,7 +125,7 @@ def _read(path: Path) -> str:
         raise ReviewflowError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def run_benchmarks(names: list[str], sizes: Sizes, work: Path) -> dict[str, Figure]:
+def run_benchmarks(names: list[str], sizes: Sizes, work: Path, threads: int | None = None) -> dict[str, Figure]:
     from tasks.ingest import ingest_reviews
     from tasks.prepare import prepare_sequences
 
@@ -131,6 +134,7 @@ def run_benchmarks(names: list[str], sizes: Sizes, work: Path) -> dict[str, Figu
     config = Config.model_validate({"data": data, "train": {"epochs": sizes.epochs}})
     table = ingest_reviews(config.data)
     cores = os.cpu_count() or 1
+    threads = threads or cores
     figures: dict[str, Figure] = {}
     step = _progress(names)
     if any(n.startswith("train_") or n in ("efficiency", "parallel") for n in names):
@@ -141,11 +145,11 @@ def run_benchmarks(names: list[str], sizes: Sizes, work: Path) -> dict[str, Figu
             rows = sizes.bilstm_rows if architecture == "bilstm" else sizes.train_rows
             step(f"train_{architecture}")
             figures[f"train_{architecture}"] = training_bench.train_throughput(
-                architecture, config.train.seq_len[architecture], prepared, config.train, rows, sizes.repeats, cores
+                architecture, config.train.seq_len[architecture], prepared, config.train, rows, sizes.repeats, threads
             )
     if "efficiency" in names:
         step("efficiency")
-        figures["efficiency"] = training_bench.efficiency(prepared, config.train, sizes.bilstm_rows, sizes.repeats, cores)
+        figures["efficiency"] = training_bench.efficiency(prepared, config.train, sizes.bilstm_rows, sizes.repeats, threads)
     if "parallel" in names:
         step("parallel")
         figures["parallel"] = training_bench.parallel(prepared, config.train, list(RECURRENT), cores, sizes.flow_repeats)
@@ -258,6 +262,7 @@ def _run_line(result: dict[str, Any], number: int | None) -> str:
     m = result["machine"]
     names = list(result["benchmarks"])
     only = "" if names == list(BENCHMARKS) else f" --only {','.join(names)}"
+    only += f" --threads {result['threads']}" if result.get("threads") else ""
     recorded = f", MLflow run `{result['mlflow_run_id']}`" if result.get("mlflow_run_id") else ""
     return (
         f"{f'Run {number}: ' if number else ''}`reviewflow bench{' --quick' if result['quick'] else ''}{only}` "
@@ -312,7 +317,7 @@ def record(recorder: Any, result: dict[str, Any], markdown: str) -> str:
 
     client = recorder.client()
     tags = {"mlflow.source.git.commit": result["commit"].removesuffix("-dirty"), "commit": result["commit"],
-            "quick": str(result["quick"]).lower(), "cpu": result["machine"]["cpu"]}  # fmt: skip
+            "quick": str(result["quick"]).lower(), "cpu": result["machine"]["cpu"], "threads": str(result["threads"] or "all")}  # fmt: skip
     run = client.create_run(recorder.experiment_id, run_name=f"bench-{'quick' if result['quick'] else 'full'}", tags=tags)
     run_id = run.info.run_id
     for name, figure in result["benchmarks"].items():

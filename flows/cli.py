@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd = commands.add_parser("bench", help="benchmarks side by side with the notebook's way; also an MLflow run in reviewflow-bench")
     bench_cmd.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (under 15 minutes on 2 cores)")
     bench_cmd.add_argument("--only", metavar="NAME,...", help="run only these benchmarks (default: all)")
+    bench_cmd.add_argument("--threads", type=int, metavar="N",
+                           help="threads for each side of train_* and efficiency (default: every core)")
     bench_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     bench_cmd.add_argument("--write", type=Path, metavar="FILE",
                            help="put the table between FILE's `<!-- results:bench -->` and `<!-- /results:bench -->`")
@@ -148,9 +150,11 @@ def run_bench(args: argparse.Namespace) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
     if only == []:
         raise ReviewflowError("--only names no benchmark")
+    if args.threads is not None and args.threads < 1:
+        raise ReviewflowError(f"--threads must be at least 1, not {args.threads}")
     _expected_errors_in_one_line()
     try:
-        bench(args.quick, only, args.json, args.write)
+        bench(args.quick, only, args.json, args.write, threads=args.threads)
     except (ReviewflowError, KeyboardInterrupt):
         raise
     except Exception:

@@ -37,3 +37,8 @@ def test_several_runs_merge_and_each_row_names_the_run_it_comes_from():
     markdown = bench_markdown([first, second])
     assert "Run 1: `reviewflow bench --only train_rnn,score`" in markdown and "MLflow run `run-one`" in markdown
     assert "Run 2: `reviewflow bench --only score,score_memory`" in markdown and "commit `bbbbbbbbbbbb`" in markdown
+
+
+def test_a_run_with_its_own_thread_count_says_so_in_its_command():
+    run = result("a" * 40, {"train_birnn": 1.1}) | {"threads": 1}
+    assert "`reviewflow bench --only train_birnn --threads 1` (full sizes)" in bench_markdown([run])

@@ -81,6 +81,7 @@ def test_bench_measures_both_sides_and_records_every_figure(bench_folder, mlflow
         (["--only", ","], "--only names no benchmark"),
         (["--write", "missing.md"], "cannot read missing.md"),
         (["--write", "plain.md"], "plain.md has no marker <!-- results:bench -->"),
+        (["--threads", "0"], "--threads must be at least 1, not 0"),
     ],
 )
 def test_bad_bench_options_fail_in_one_line_before_any_work(workdir, args, message):
