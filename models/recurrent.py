@@ -110,15 +110,19 @@ def _recurrence(cell, rows, training):
         rows = rows * keras.random.dropout(tf.ones_like(rows[:, :1]), cell.dropout, seed=cell.seed_generator)
     if training and 0 < cell.recurrent_dropout < 1:
         state_mask = keras.random.dropout(tf.ones([tf.shape(rows)[0], cell.units]), cell.recurrent_dropout, seed=cell.seed_generator)
+
+    def project(x):
+        x = tf.tensordot(x, kernel, axes=1)
+        return x + input_bias if cell.use_bias else x
+
     if training:
-        rows = tf.tensordot(rows, kernel, axes=1)
-        rows = rows + input_bias if cell.use_bias else rows
+        rows = project(rows)
     kind = cell.__class__.__name__
     activation, gate = cell.activation, getattr(cell, "recurrent_activation", None)
 
     def step(x, states):
         if not training:
-            x = tf.matmul(x, kernel) + input_bias if cell.use_bias else tf.matmul(x, kernel)
+            x = project(x)
         h = states[0]
         inner = tf.matmul(h if state_mask is None else h * state_mask, recurrent_kernel)
         if kind == "SimpleRNNCell":
