@@ -42,7 +42,7 @@ def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, s
     sequences, labels, rows = sequences.take(sample), labels[sample], len(sample)
     model = compiled_model(architecture, prepared.vocab_size, settings, -(-rows // settings.batch_size))
     warm = min(rows, WARM_UP_BATCHES * settings.batch_size)
-    model.fit(training_dataset(sequences.take(np.arange(warm)), labels[:warm], settings.batch_size, settings.seed), epochs=1, verbose=0)
+    model.fit(training_dataset(sequences.take(np.arange(warm)), labels[:warm], settings.batch_size, settings.seed), epochs=1, shuffle=False, verbose=0)
 
     def measure() -> float:
         started = time.perf_counter()
