@@ -25,7 +25,7 @@ from tasks.errors import ReviewflowError, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
-from tasks.processes import process_slots, stop_running
+from tasks.processes import process_slots, start_process_server, stop_running
 from tasks.records import Evaluation, Failure, PreparedData
 from tasks.seeds import best_seeds, seed_settings
 from tasks.register import register_task
@@ -56,6 +56,8 @@ def _flow_run_name() -> str:
 def train(config: Config | None = None, profile: Profile | None = None) -> list[dict]:
     """Train, evaluate and register the configured architectures; returns the comparison table."""
     config = resolve_config(config, profile)
+    if config.train.task_runner == "process":
+        start_process_server()  # its imports overlap validation and preparation
     run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     # Absolute: kept results name these folders, and a later run may start somewhere else.
     run_dir = config.output_dir.resolve() / run_name

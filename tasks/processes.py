@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue
 import signal
@@ -122,9 +123,21 @@ def in_own_process(work: Callable[..., Result], name: str, *args: Any, cost: flo
         return _run_in_process(work, name, args)
 
 
-def _run_in_process(work: Callable[..., Result], name: str, args: tuple[Any, ...]) -> Result:
+def start_process_server() -> None:
+    """Start the fork server now, so that its imports (PRELOADED) run beside the work before the first
+    process, not in front of it. Returns at once; without it, the first process starts the server."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
+
+
+def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOADED)  # read when the server starts: on the first process
+    context.set_forkserver_preload(PRELOADED)  # read when the server starts
+    return context
+
+
+def _run_in_process(work: Callable[..., Result], name: str, args: tuple[Any, ...]) -> Result:
+    context = _context()
     messages = context.Queue()
     # The server's environment and folder are those of its start; the work gets this process's own, as now.
     process = context.Process(target=_child, args=(work, args, messages, dict(os.environ), os.getcwd()), name=name)

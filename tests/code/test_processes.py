@@ -9,7 +9,9 @@ import time
 import pytest
 
 from tasks.errors import ReviewflowError
-from tasks.processes import Slots, in_own_process
+import multiprocessing.forkserver
+
+from tasks.processes import Slots, in_own_process, start_process_server
 
 
 def double_and_log(value: int) -> int:
@@ -27,6 +29,13 @@ def crash() -> None:
 
 def die(sig: int) -> None:
     os.kill(os.getpid(), sig)
+
+
+def test_the_process_server_started_early_is_the_one_the_work_forks_from():
+    start_process_server()
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    os.kill(server, 0)  # running before any work asked for it
+    assert in_own_process(os.getppid, "parent") == server
 
 
 def test_the_result_and_the_log_lines_come_back(caplog):
