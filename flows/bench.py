@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -251,10 +252,21 @@ def bench_markdown(results: list[dict[str, Any]]) -> str:
     overhead = chosen.get("overhead")
     if overhead:
         lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead[0]['details']['startup_seconds_median']:.1f} s (median)."]
+    parallel = chosen.get("parallel")
+    if parallel and "fit_seconds" in parallel[0]["details"]:  # runs recorded before it have none
+        lines += ["", f"Parallel: each training's seconds (median of the samples), {_fit_seconds(parallel[0]['details']['fit_seconds'])}."]
     efficiency = chosen.get("efficiency")
     if efficiency:
         lines += ["", f"Efficiency: {efficiency[0]['details']['computed']}."]
     return "\n".join(lines)
+
+
+def _fit_seconds(fits: dict[str, list[dict[str, float]]]) -> str:
+    def medians(samples: list[dict[str, float]]) -> str:
+        return ", ".join(f"{a} {statistics.median(s[a] for s in samples):.1f}" for a in samples[0])
+
+    return (f"as the flow runs them (a core each, side by side): {medians(fits['as_the_flow_does'])}; "
+            f"one after another (every core each): {medians(fits['one_after_another'])}")  # fmt: skip
 
 
 def _run_line(result: dict[str, Any], number: int | None) -> str:

@@ -145,24 +145,28 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
 
     costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 
+    # Each sample's training seconds per architecture, both ways: what the two sides' walls are made of.
+    fits: dict[str, list[dict[str, float]]] = {"as_the_flow_does": [], "one_after_another": []}
+
     def as_the_flow_does() -> float:
         workers = min(len(architectures), cores)
         started = time.perf_counter()
         with process_slots(workers), ThreadPoolExecutor(len(architectures)) as pool:
-            jobs = [
-                pool.submit(in_own_process, _train_alone, a, a, settings.seq_len[a], prepared, settings, threads_per_training(workers),
-                            cost=costs[a])
+            jobs = {
+                a: pool.submit(in_own_process, _train_alone, a, a, settings.seq_len[a], prepared, settings, threads_per_training(workers),
+                               cost=costs[a])
                 for a in sorted(costs, key=costs.get, reverse=True)
-            ]  # fmt: skip
-            [job.result() for job in jobs]
+            }  # fmt: skip
+            fits["as_the_flow_does"].append({a: job.result() for a, job in jobs.items()})
         return time.perf_counter() - started
 
     def one_after_another() -> float:
         started = time.perf_counter()
-        for a in architectures:
-            in_own_process(_train_alone, a, a, settings.seq_len[a], prepared, settings, cores)
+        fits["one_after_another"].append(
+            {a: in_own_process(_train_alone, a, a, settings.seq_len[a], prepared, settings, cores) for a in architectures}
+        )
         return time.perf_counter() - started
 
     samples = alternate(as_the_flow_does, one_after_another, repeats)
     return compared(*samples, "s", "lower", "<= 0.80", architectures=architectures, train_reviews=prepared.rows["train"],
-                    epochs=settings.epochs, cores=cores)  # fmt: skip
+                    epochs=settings.epochs, cores=cores, fit_seconds=fits)  # fmt: skip

@@ -42,3 +42,17 @@ def test_several_runs_merge_and_each_row_names_the_run_it_comes_from():
 def test_a_run_with_its_own_thread_count_says_so_in_its_command():
     run = result("a" * 40, {"train_birnn": 1.1}) | {"threads": 1}
     assert "`reviewflow bench --only train_birnn --threads 1` (full sizes)" in bench_markdown([run])
+
+
+def test_parallel_says_what_each_training_took_both_ways_as_medians():
+    run = result("a" * 40, {"parallel": 0.75})
+    run["benchmarks"]["parallel"]["details"]["fit_seconds"] = {
+        "as_the_flow_does": [{"bilstm": 30.0, "rnn": 5.0}, {"bilstm": 34.0, "rnn": 7.0}, {"bilstm": 31.0, "rnn": 6.0}],
+        "one_after_another": [{"rnn": 4.0, "bilstm": 22.0}, {"rnn": 4.5, "bilstm": 25.0}, {"rnn": 3.0, "bilstm": 20.0}],
+    }
+    markdown = bench_markdown([run])
+    assert "side by side): bilstm 31.0, rnn 6.0; one after another (every core each): rnn 4.0, bilstm 22.0." in markdown
+
+
+def test_a_parallel_recorded_before_its_training_seconds_were_kept_still_makes_a_table():
+    assert "Parallel:" not in bench_markdown([result("a" * 40, {"parallel": 0.75})])
