@@ -56,8 +56,6 @@ def _flow_run_name() -> str:
 def train(config: Config | None = None, profile: Profile | None = None) -> list[dict]:
     """Train, evaluate and register the configured architectures; returns the comparison table."""
     config = resolve_config(config, profile)
-    if config.train.task_runner == "process":
-        start_process_server()  # its imports overlap validation and preparation
     run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     # Absolute: kept results name these folders, and a later run may start somewhere else.
     run_dir = config.output_dir.resolve() / run_name
@@ -70,6 +68,10 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
             report_dir = report.result_path.parent  # a reused validation's report is in an earlier run's folder
         finally:
             record_data_task(tracking, table, report_dir)
+        if config.train.task_runner == "process":
+            # Its imports (TensorFlow's) then run beside the preparation, not in front of the first training;
+            # not before the data passed, so that bad data fails alone, with nothing left starting behind it.
+            start_process_server()
         seq_lens = [config.train.seq_len[a] for a in config.train.architectures if a in RECURRENT]
         prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
