@@ -14,7 +14,7 @@ import flows  # noqa: F401  (sets logging and TensorFlow environment before Pref
 from flows.servers import prefect_api
 from models.architectures import SCORING_MODELS
 from tasks.config import PROFILES, ScoringConfig, describe_validation_error, load_config
-from tasks.errors import ReviewflowError, one_line
+from tasks.errors import ReviewflowError, interrupted, one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     except ReviewflowError as exc:
         print(f"reviewflow: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("reviewflow: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug, not bad input: the log above has the traceback
+    except (KeyboardInterrupt, Exception) as exc:
+        if interrupted(exc):
+            print("reviewflow: interrupted", file=sys.stderr)
+            return 130
+        # A bug, not bad input: the log above has the traceback.
         print(f"reviewflow: error: {one_line(exc, 300)} (see the log above)", file=sys.stderr)
         return 1
 

@@ -21,7 +21,7 @@ from tasks.baseline import train_baseline_task
 from tasks.caching import for_run
 from tasks.config import Config, Profile
 from tasks.ensemble import fit_ensemble_task, register_ensemble_task
-from tasks.errors import ReviewflowError, one_line
+from tasks.errors import ReviewflowError, interrupted, one_line
 from tasks.evaluate import evaluate_task
 from tasks.ingest import ingest_task
 from tasks.prepare import prepare_task
@@ -92,7 +92,7 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
             raise ReviewflowError("; ".join(f"{f.name} failed: {f.reason}" for f in failures) + f" (trained and registered: {done})")
     except BaseException as exc:
         # Directly, not as a task: when the run is being interrupted, no new task run may start.
-        close_training_run(tracking, "FAILED" if isinstance(exc, Exception) else "KILLED")
+        close_training_run(tracking, "KILLED" if interrupted(exc) else "FAILED")
         raise
     close_training_run_task(tracking, "FINISHED")
     return rows

@@ -21,3 +21,15 @@ def one_line(detail: object, limit: int = 500) -> str:
 def redacted(text: str) -> str:
     """`text` with the credentials of any URL in it replaced: `https://user:token@host` -> `https://***@host`."""
     return _CREDENTIALS.sub("***@", text)
+
+
+def interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` is an interrupt (Ctrl-C, SIGTERM) or arose while one was being handled. An interrupt
+    that lands while Prefect starts a task run can come out as an error of Prefect's own."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if not isinstance(exc, (Exception, SystemExit)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -3,7 +3,7 @@
 import pytest
 
 from flows.servers import free_port
-from tasks.errors import ReviewflowError, one_line, redacted
+from tasks.errors import ReviewflowError, interrupted, one_line, redacted
 from tasks.tracking import check_server_answers
 
 
@@ -32,3 +32,22 @@ def test_a_closed_tracking_port_fails_at_once_with_the_address_and_no_password()
         check_server_answers(f"http://me:pw@{address}", attempts=1)
     assert str(raised.value).startswith(f"the MLflow tracking server at http://***@{address} does not answer")
     assert "pw" not in str(raised.value)
+
+
+def raised_while_handling(first: BaseException, then: Exception) -> Exception:
+    try:
+        try:
+            raise first
+        except BaseException:
+            raise then
+    except Exception as exc:
+        return exc
+
+
+def test_an_error_raised_while_an_interrupt_was_handled_counts_as_the_interrupt():
+    # What Prefect does when SIGTERM lands while a task run starts: "Task run is not set".
+    assert interrupted(raised_while_handling(KeyboardInterrupt("SIGTERM"), ValueError("Task run is not set")))
+    assert interrupted(KeyboardInterrupt())
+    assert not interrupted(raised_while_handling(OSError("disk full"), ValueError("a bug")))
+    assert not interrupted(ValueError("a bug"))
+    assert not interrupted(raised_while_handling(SystemExit(1), ValueError("a bug")))
