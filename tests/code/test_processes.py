@@ -1,6 +1,7 @@
 """Work in a process of its own: results, log lines, errors and deaths come back to the caller."""
 
 import logging
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -9,8 +10,6 @@ import time
 import pytest
 
 from tasks.errors import ReviewflowError
-import multiprocessing.forkserver
-
 from tasks.processes import Slots, in_own_process, start_process_server
 
 
