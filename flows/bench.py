@@ -254,19 +254,26 @@ def bench_markdown(results: list[dict[str, Any]]) -> str:
         lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead[0]['details']['startup_seconds_median']:.1f} s (median)."]
     parallel = chosen.get("parallel")
     if parallel and "fit_seconds" in parallel[0]["details"]:  # runs recorded before it have none
-        lines += ["", f"Parallel: each training's seconds (median of the samples), {_fit_seconds(parallel[0]['details']['fit_seconds'])}."]
+        details = parallel[0]["details"]
+        lines += ["", f"Parallel: each training's seconds (median of the samples), {_fit_seconds(details['fit_seconds'], details.get('fit_cpu_seconds'))}."]
     efficiency = chosen.get("efficiency")
     if efficiency:
         lines += ["", f"Efficiency: {efficiency[0]['details']['computed']}."]
     return "\n".join(lines)
 
 
-def _fit_seconds(fits: dict[str, list[dict[str, float]]]) -> str:
-    def medians(samples: list[dict[str, float]]) -> str:
-        return ", ".join(f"{a} {statistics.median(s[a] for s in samples):.1f}" for a in samples[0])
+def _fit_seconds(fits: dict[str, list[dict[str, float]]], cpu: dict[str, list[dict[str, float]]] | None) -> str:
+    """Both ways' training seconds per architecture; with `cpu` (runs recorded before it have none), each one's CPU seconds."""
+    def medians(way: str) -> str:
+        def median(samples: list[dict[str, float]], architecture: str) -> float:
+            return statistics.median(s[architecture] for s in samples)
 
-    return (f"as the flow runs them (a core each, side by side): {medians(fits['as_the_flow_does'])}; "
-            f"one after another (every core each): {medians(fits['one_after_another'])}")  # fmt: skip
+        return ", ".join(
+            f"{a} {median(fits[way], a):.1f}" + (f" (CPU {median(cpu[way], a):.1f})" if cpu else "") for a in fits[way][0]
+        )
+
+    return (f"as the flow runs them (a core each, side by side): {medians('as_the_flow_does')}; "
+            f"one after another (every core each): {medians('one_after_another')}")  # fmt: skip
 
 
 def _run_line(result: dict[str, Any], number: int | None) -> str:

@@ -129,13 +129,16 @@ def efficiency(prepared: PreparedData, settings: TrainConfig, rows: int, repeats
     return compared(*samples, "GFLOP/s", "higher", "", reviews=rows, threads=threads, computed=how)
 
 
-def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, threads: int) -> float:
+def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, threads: int) -> tuple[float, float]:
+    """Seconds of the training, and the CPU seconds its process spent meanwhile (all its threads)."""
     from tasks.train import fit_model, limit_threads, seeded
 
     limit_threads(threads)
     settings = settings.for_architecture(architecture)
     seeded(settings)
-    return fit_model(architecture, seq_len, prepared, settings, [])[2]
+    cpu = time.process_time()
+    seconds = fit_model(architecture, seq_len, prepared, settings, [])[2]
+    return seconds, time.process_time() - cpu
 
 
 def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[str], cores: int, repeats: int) -> Figure:
@@ -145,8 +148,14 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
 
     costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 
-    # Each sample's training seconds per architecture, both ways: what the two sides' walls are made of.
+    # Each sample's training seconds per architecture, both ways: what the two sides' walls are made of; and the
+    # CPU seconds of each: a training of one thread whose CPU seconds fall short of its seconds waited for a core.
     fits: dict[str, list[dict[str, float]]] = {"as_the_flow_does": [], "one_after_another": []}
+    cpu: dict[str, list[dict[str, float]]] = {"as_the_flow_does": [], "one_after_another": []}
+
+    def record(way: str, results: dict[str, tuple[float, float]]) -> None:
+        fits[way].append({a: seconds for a, (seconds, _) in results.items()})
+        cpu[way].append({a: cpu_seconds for a, (_, cpu_seconds) in results.items()})
 
     def as_the_flow_does() -> float:
         workers = min(len(architectures), cores)
@@ -157,16 +166,14 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
                                cost=costs[a])
                 for a in sorted(costs, key=costs.get, reverse=True)
             }  # fmt: skip
-            fits["as_the_flow_does"].append({a: job.result() for a, job in jobs.items()})
+            record("as_the_flow_does", {a: job.result() for a, job in jobs.items()})
         return time.perf_counter() - started
 
     def one_after_another() -> float:
         started = time.perf_counter()
-        fits["one_after_another"].append(
-            {a: in_own_process(_train_alone, a, a, settings.seq_len[a], prepared, settings, cores) for a in architectures}
-        )
+        record("one_after_another", {a: in_own_process(_train_alone, a, a, settings.seq_len[a], prepared, settings, cores) for a in architectures})
         return time.perf_counter() - started
 
     samples = alternate(as_the_flow_does, one_after_another, repeats)
     return compared(*samples, "s", "lower", "<= 0.80", architectures=architectures, train_reviews=prepared.rows["train"],
-                    epochs=settings.epochs, cores=cores, fit_seconds=fits)  # fmt: skip
+                    epochs=settings.epochs, cores=cores, fit_seconds=fits, fit_cpu_seconds=cpu)  # fmt: skip

@@ -53,6 +53,15 @@ def test_parallel_says_what_each_training_took_both_ways_as_medians():
     markdown = bench_markdown([run])
     assert "side by side): bilstm 31.0, rnn 6.0; one after another (every core each): rnn 4.0, bilstm 22.0." in markdown
 
+    # With each training's CPU seconds (recorded since), each figure has its own beside it.
+    run["benchmarks"]["parallel"]["details"]["fit_cpu_seconds"] = {
+        "as_the_flow_does": [{"bilstm": 25.0, "rnn": 5.0}, {"bilstm": 24.0, "rnn": 6.0}, {"bilstm": 23.0, "rnn": 5.5}],
+        "one_after_another": [{"rnn": 7.0, "bilstm": 40.0}, {"rnn": 8.0, "bilstm": 41.0}, {"rnn": 6.0, "bilstm": 39.0}],
+    }
+    markdown = bench_markdown([run])
+    assert ("side by side): bilstm 31.0 (CPU 24.0), rnn 6.0 (CPU 5.5); one after another (every core each): "
+            "rnn 4.0 (CPU 7.0), bilstm 22.0 (CPU 40.0).") in markdown  # fmt: skip
+
 
 def test_a_parallel_recorded_before_its_training_seconds_were_kept_still_makes_a_table():
     assert "Parallel:" not in bench_markdown([result("a" * 40, {"parallel": 0.75})])

@@ -10,7 +10,8 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from flows.bench import EXPERIMENT, Sizes, bench, table
+from flows.bench import EXPERIMENT, Sizes, bench, bench_markdown, table
+from models.architectures import RECURRENT
 from tasks.errors import ReviewflowError
 from tests.helpers import run_cli
 
@@ -72,6 +73,17 @@ def test_bench_measures_both_sides_and_records_every_figure(bench_folder, mlflow
     assert f"MLflow run `{result['mlflow_run_id']}`" in again.read_text(encoding="utf-8")
     with pytest.raises(ReviewflowError, match="^no bench run 0123456789abcdef in http://127.0.0.1:"):
         table(["0123456789abcdef"], again)
+
+
+def test_parallel_keeps_each_trainings_seconds_and_cpu_seconds_both_ways(bench_folder):
+    result = bench(only=["parallel"], sizes=TINY)
+
+    details = result["benchmarks"]["parallel"]["details"]
+    for way in ("as_the_flow_does", "one_after_another"):
+        (seconds,), (cpu,) = details["fit_seconds"][way], details["fit_cpu_seconds"][way]
+        assert sorted(seconds) == sorted(cpu) == sorted(RECURRENT), way
+        assert all(seconds[a] > 0 and cpu[a] > 0 for a in RECURRENT), way
+    assert "(CPU " in bench_markdown([result])
 
 
 @pytest.mark.parametrize(
