@@ -149,7 +149,8 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
     costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 
     # Each sample's training seconds per architecture, both ways: what the two sides' walls are made of; and the
-    # CPU seconds of each: a training of one thread whose CPU seconds fall short of its seconds waited for a core.
+    # CPU seconds of each: where a training of one thread spent fewer CPU seconds than seconds, it waited (for a
+    # core, or for anything else) the rest of the time.
     fits: dict[str, list[dict[str, float]]] = {"as_the_flow_does": [], "one_after_another": []}
     cpu: dict[str, list[dict[str, float]]] = {"as_the_flow_does": [], "one_after_another": []}
 
