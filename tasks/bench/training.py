@@ -130,7 +130,8 @@ def efficiency(prepared: PreparedData, settings: TrainConfig, rows: int, repeats
 
 
 def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, threads: int) -> tuple[float, float]:
-    """Seconds of the training, and the CPU seconds its process spent meanwhile (all its threads)."""
+    """Seconds of the training, and the CPU seconds its process (all its threads) spent on it, loading the data and
+    building the model included (a fraction of a second)."""
     from tasks.train import fit_model, limit_threads, seeded
 
     limit_threads(threads)
