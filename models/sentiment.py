@@ -142,4 +142,9 @@ def training_dataset(sequences: Sequences, labels: np.ndarray, batch_size: int, 
     rows = tf.data.Dataset.from_generator(batch_rows, output_signature=tf.TensorSpec((None,), tf.int64))
     # A known length gives Keras's progress its total and ends each epoch without a warning.
     rows = rows.apply(tf.data.experimental.assert_cardinality(batch_count(len(sequences), batch_size)))
-    return rows.map(padded).prefetch(2)
+    # Nothing here is tuned (a fixed prefetch, a sequential map), yet tf.data's autotuning, on by default,
+    # left a training beside another busy process asleep with a core idle: the BiLSTM's epoch took 41 s
+    # instead of 24 s for the same 24 s of CPU (BENCHMARKS.md, "parallel").
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return rows.map(padded).prefetch(2).with_options(options)
