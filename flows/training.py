@@ -108,7 +108,7 @@ def train_models(
     With the process runner, every task has a thread, and `workers` slots decide which run: a task waiting
     for its input holds none, and the costliest waiting work starts first (tasks.processes.Slots).
     """
-    with process_slots(workers):
+    with process_slots(workers, expected=trainings(config)):  # the trainings ask first; no need to wait for more
         return _train_and_evaluate(config, prepared, tracking, threads_per_training(workers), models_dir)
 
 
@@ -145,6 +145,11 @@ def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracki
         raise
 
 
+def trainings(config: Config) -> int:
+    """Models one run trains: one per architecture and seed, the baseline once."""
+    return sum(1 if a == BASELINE else config.train.seeds for a in config.train.architectures)
+
+
 def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedFuture) -> Evaluation | Failure:
     """The model's evaluation, or why it failed (its training's error first: then it was never evaluated)."""
     for future in (trained, evaluated):
@@ -163,8 +168,7 @@ def task_runner(config: Config, workers: int) -> TaskRunner:
     or a Dask cluster (local, or an existing one by address)."""
     if config.train.task_runner == "process":
         # A thread per task (a training and an evaluation per model and seed): the slots, not the threads, limit the work.
-        models = sum(1 if a == BASELINE else config.train.seeds for a in config.train.architectures)
-        return ThreadPoolTaskRunner(max_workers=2 * models)
+        return ThreadPoolTaskRunner(max_workers=2 * trainings(config))
     from prefect_dask import DaskTaskRunner
 
     if config.train.dask_address:

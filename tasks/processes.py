@@ -28,8 +28,8 @@ log = logging.getLogger("reviewflow")
 Result = TypeVar("Result")
 _POLL_S = 0.2
 # The flow submits its trainings costliest first, but they reach their slots in whatever order their
-# inputs load (the BiLSTM's, the largest, last): nothing starts until this long after the slots open,
-# so that the first to start are the costliest, not the quickest to ask.
+# inputs load (the BiLSTM's, the largest, last): nothing starts until this long after the slots open, or
+# until all the work expected first has asked, so that the first to start are the costliest, not the quickest to ask.
 GATHER_S = 2.0
 # What the work run here imports (TensorFlow, Keras, MLflow: about 8 s of CPU each time) is imported once,
 # by a fork server; each process then starts as a fork of it, ready to work. Forked from that server, which
@@ -46,9 +46,10 @@ class Slots:
     (longest-processing-time-first scheduling); a task still waiting for its input holds no slot.
     """
 
-    def __init__(self, size: int, gather_s: float = 0.0):
+    def __init__(self, size: int, gather_s: float = 0.0, expected: int = 0):
         self.size, self.busy, self.stopped = size, 0, False
         self._opens_at = time.monotonic() + gather_s
+        self._expected = expected  # once this many have asked, the gathering ends
         self._waiting: list[tuple[float, int]] = []
         self._order = itertools.count()  # equal costs start in the order they asked
         self._changed = threading.Condition()
@@ -58,6 +59,10 @@ class Slots:
         with self._changed:
             ticket = (-cost, next(self._order))
             heapq.heappush(self._waiting, ticket)
+            self._expected -= 1
+            if self._expected == 0:
+                self._opens_at = time.monotonic()
+                self._changed.notify_all()
             try:
                 while not (self.stopped or self._may_start(ticket)):
                     self._changed.wait(timeout=_POLL_S)  # short waits: a stopped run must not hang its threads
@@ -88,11 +93,11 @@ _slots: Slots | None = None
 
 
 @contextlib.contextmanager
-def process_slots(size: int, gather_s: float = GATHER_S) -> Iterator[Slots]:
+def process_slots(size: int, gather_s: float = GATHER_S, expected: int = 0) -> Iterator[Slots]:
     """While open, work run through `in_own_process` or `in_slot` here runs at most `size` at a time,
-    none in the first `gather_s` seconds."""
+    none in the first `gather_s` seconds unless `expected` pieces of work have asked by then."""
     global _slots
-    _slots = Slots(size, gather_s)
+    _slots = Slots(size, gather_s, expected)
     try:
         yield _slots
     finally:

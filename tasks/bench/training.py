@@ -162,7 +162,7 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
     def as_the_flow_does() -> float:
         workers = min(len(architectures), cores)
         started = time.perf_counter()
-        with process_slots(workers), ThreadPoolExecutor(len(architectures)) as pool:
+        with process_slots(workers, expected=len(architectures)), ThreadPoolExecutor(len(architectures)) as pool:
             jobs = {
                 a: pool.submit(in_own_process, _train_alone, a, a, settings.seq_len[a], prepared, settings, threads_per_training(workers),
                                cost=costs[a])

@@ -129,6 +129,23 @@ def test_work_that_asks_while_the_slots_gather_starts_costliest_first_whoever_as
     assert started == ["dear", "middling", "cheap"]
 
 
+def test_the_gathering_ends_once_the_expected_work_has_asked():
+    slots = Slots(1, gather_s=600, expected=3)
+    started = []
+
+    def work(name, cost):
+        with slots.held(cost):
+            started.append(name)
+
+    threads = [threading.Thread(target=work, args=(name, cost), daemon=True) for name, cost in [("cheap", 1), ("dear", 9), ("middling", 5)]]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert started == ["dear", "middling", "cheap"]  # all three asked: none waited out the 600 s
+
+
 def test_stopped_slots_start_nothing_more():
     slots = Slots(1)
     errors = []
