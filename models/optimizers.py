@@ -15,7 +15,7 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="reviewflow")
 class FusedAdam(keras.optimizers.Adam):
-    """`keras.optimizers.Adam` (without amsgrad) step for step, each variable's update one fused kernel.
+    """`keras.optimizers.Adam` step for step, each variable's update one fused kernel (on the CPU, without amsgrad).
 
     Keras's Adam takes a sparse gradient (an embedding's) as it comes: a row that occurs several
     times in a batch adds each occurrence's square to the second moment, where the kernel would
@@ -24,7 +24,8 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
+        # On a GPU, passes over memory are cheap and a scatter-add of repeated rows is not deterministic: Keras's own update.
+        if self.amsgrad or "GPU" in variable.device.upper():
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
