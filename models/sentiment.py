@@ -144,7 +144,7 @@ def training_dataset(sequences: Sequences, labels: np.ndarray, batch_size: int, 
     rows = rows.apply(tf.data.experimental.assert_cardinality(batch_count(len(sequences), batch_size)))
     # Nothing here is tuned (a fixed prefetch, a sequential map), yet tf.data's autotuning, on by default,
     # left a training beside another busy process asleep with a core idle: the BiLSTM's epoch took 41 s
-    # instead of 24 s for the same 24 s of CPU (BENCHMARKS.md, "parallel").
+    # instead of 24 s for the same 24 s of CPU (BENCHMARKS.md, "what the BiLSTM waited for").
     options = tf.data.Options()
     options.autotune.enabled = False
     return rows.map(padded).prefetch(2).with_options(options)
