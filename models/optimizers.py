@@ -24,7 +24,7 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        # On a GPU, passes over memory are cheap and a scatter-add of repeated rows is not deterministic: Keras's own update.
+        # On a GPU, passes over memory are cheap and a scatter-add of repeated rows may not be deterministic: Keras's own update.
         if self.amsgrad or "GPU" in variable.device.upper():
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
