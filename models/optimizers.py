@@ -1,10 +1,13 @@
-"""Keras's Adam, with each variable's update done by TensorFlow's fused kernel.
+"""Keras's Adam, with each variable's update done in one pass over it.
 
 Keras's Adam updates a variable in a dozen separate element-wise ops, each a pass over the
 variable; for the 30,000 x 64 embedding that is a third of a small model's step (a SimpleRNN batch
 took 29.4 ms with the embedding trained, 19.6 ms with it frozen; Keras's own issue 19992 says the
-same of sparse gradients). `ResourceApplyAdam` does the same arithmetic, in the same
-order for each element, in one pass over the variable and its moments.
+same of sparse gradients). A dense gradient goes to TensorFlow's fused `ResourceApplyAdam`
+kernel, which does the same arithmetic in the same order for each element. A sparse gradient (an
+embedding's) goes to one XLA computation of Keras's own formula: the kernel needs the gradient
+made dense first, and Keras squares each occurrence of a repeated row where the kernel would
+square their sum, so the kernel's way took three more passes and a scatter (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -15,13 +18,7 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="reviewflow")
 class FusedAdam(keras.optimizers.Adam):
-    """`keras.optimizers.Adam` step for step, each variable's update one fused kernel (on the CPU, without amsgrad).
-
-    Keras's Adam takes a sparse gradient (an embedding's) as it comes: a row that occurs several
-    times in a batch adds each occurrence's square to the second moment, where the kernel would
-    add the square of their sum. The difference is added to those rows first, so that models
-    train as they did with Keras's Adam.
-    """
+    """`keras.optimizers.Adam` step for step, each variable's update one pass (on the CPU, without amsgrad)."""
 
     def update_step(self, gradient, variable, learning_rate):
         # On a GPU, passes over memory are cheap and a scatter-add of repeated rows may not be deterministic: Keras's own update.
@@ -30,43 +27,45 @@ class FusedAdam(keras.optimizers.Adam):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
         index = self._get_variable_index(variable)
-        momentum, velocity = self._momentums[index], self._velocities[index]
+        momentum, velocity = _owner(self._momentums[index]), _owner(self._velocities[index])
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        learning_rate, epsilon = tf.cast(learning_rate, dtype), tf.cast(self.epsilon, dtype)
         if isinstance(gradient, tf.IndexedSlices):
-            gradient = _with_squares_as_keras_adds_them(tf.cast(gradient, dtype), velocity, beta_2)
-        else:
-            gradient = tf.cast(gradient, dtype)
+            values = tf.cast(gradient.values, dtype)
+            _sparse_adam(_owner(variable), momentum, velocity, values, gradient.indices, learning_rate, beta_1, beta_2, epsilon, step)
+            return
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable),
-            m=_handle(momentum),
-            v=_handle(velocity),
+            var=_owner(variable).handle,
+            m=momentum.handle,
+            v=velocity.handle,
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype),
+            lr=learning_rate,
             beta1=beta_1,
             beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=gradient,
+            epsilon=epsilon,
+            grad=tf.cast(gradient, dtype),
         )
 
 
-def _with_squares_as_keras_adds_them(gradient: tf.IndexedSlices, velocity, beta_2: tf.Tensor) -> tf.Tensor:
-    """The dense gradient (repeated rows summed), with `velocity` raised where that changes the kernel's second moment.
+@tf.function(jit_compile=True)
+def _sparse_adam(variable, momentum, velocity, values, indices, learning_rate, beta_1, beta_2, epsilon, step):
+    """Keras's Adam step (keras/src/optimizers/adam.py) for a gradient of `values` at rows `indices`, rows repeating.
 
-    Of a row's occurrences g_i, summing to G, the kernel adds `(1 - beta_2) * G**2` to the decayed velocity,
-    Keras's Adam `(1 - beta_2) * sum(g_i**2)`. Adding `(1 - beta_2) / beta_2 * g_i * (g_i - G)` for every
-    occurrence first, which sums to `(1 - beta_2) / beta_2 * (sum(g_i**2) - G**2)`, makes the first the second.
+    As Keras's does, the first moment takes each row's summed gradient and the second the sum of its
+    occurrences' squares. XLA makes the sums one scatter and the rest one pass over the variable.
     """
-    dense = tf.convert_to_tensor(gradient)
-    values = gradient.values
-    difference = values * (values - tf.gather(dense, gradient.indices)) * ((1 - beta_2) / beta_2)
-    _handle_owner(velocity).scatter_add(tf.IndexedSlices(difference, gradient.indices, gradient.dense_shape))
-    return dense
+    width = values.shape[-1]
+    sums = tf.math.unsorted_segment_sum(tf.concat([values, values * values], axis=-1), indices, tf.shape(variable)[0])
+    gradient, squares = sums[:, :width], sums[:, width:]
+    alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    new_momentum = momentum + (gradient - momentum) * (1 - beta_1)
+    new_velocity = velocity + (squares - velocity) * (1 - beta_2)
+    variable.assign(variable - (new_momentum * alpha) / (tf.sqrt(new_velocity) + epsilon))
+    momentum.assign(new_momentum)
+    velocity.assign(new_velocity)
 
 
-def _handle_owner(variable) -> tf.Variable:
+def _owner(variable) -> tf.Variable:
+    """The TensorFlow variable behind a Keras one."""
     return variable.value if isinstance(variable, keras.Variable) else variable
-
-
-def _handle(variable) -> tf.Tensor:
-    return _handle_owner(variable).handle

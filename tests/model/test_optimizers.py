@@ -1,4 +1,4 @@
-"""FusedAdam: Keras's Adam, each update one fused kernel; the same weights step for step."""
+"""FusedAdam: Keras's Adam, each update one pass; the same weights step for step."""
 
 import keras
 import numpy as np
@@ -8,25 +8,34 @@ import tensorflow as tf
 from models.optimizers import FusedAdam
 
 
-def trained_weights(optimizer: keras.optimizers.Optimizer, steps: int = 5) -> list[np.ndarray]:
-    """A small embedding model's weights after `steps` batches: the embedding's gradient is sparse, with repeated rows."""
+def trained_weights(optimizer: keras.optimizers.Optimizer, steps: int = 5, fit: bool = False) -> list[np.ndarray]:
+    """A small embedding model's weights after `steps` batches: the embedding's gradient is sparse, with repeated rows.
+
+    With `fit`, Keras's compiled training loop takes the steps (as the flow trains); otherwise each is applied eagerly.
+    """
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(50, 8), keras.layers.Flatten(), keras.layers.Dense(1)])
     rng = np.random.default_rng(2)
-    for _ in range(steps):
-        tokens = tf.constant(rng.integers(0, 20, size=(16, 6)), tf.int32)  # rows 20..49 never get a gradient
-        target = tf.constant(rng.normal(size=(16, 1)), tf.float32)
+    tokens = rng.integers(0, 20, size=(steps * 16, 6)).astype(np.int32)  # rows 20..49 never get a gradient
+    target = rng.normal(size=(steps * 16, 1)).astype(np.float32)
+    if fit:
+        model.compile(optimizer=optimizer, loss="mse", steps_per_execution=2)
+        model.fit(tokens, target, batch_size=16, shuffle=False, verbose=0)
+        return [w.numpy() for w in model.weights]
+    for batch in range(steps):
+        rows = slice(16 * batch, 16 * (batch + 1))
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((model(tokens) - target) ** 2)
+            loss = tf.reduce_mean((model(tokens[rows]) - target[rows]) ** 2)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
     return [w.numpy() for w in model.weights]
 
 
+@pytest.mark.parametrize("fit", [False, True], ids=["eager", "fit"])
 @pytest.mark.parametrize("settings", [{}, {"clipnorm": 0.01}, {"learning_rate": keras.optimizers.schedules.CosineDecay(0.01, 5)}])
-def test_fused_adam_takes_the_steps_kerass_adam_takes(settings):
-    fused = trained_weights(FusedAdam(**settings))
-    keras_own = trained_weights(keras.optimizers.Adam(**settings))
-    untrained = trained_weights(keras.optimizers.SGD(0.0))
+def test_fused_adam_takes_the_steps_kerass_adam_takes(settings, fit):
+    fused = trained_weights(FusedAdam(**settings), fit=fit)
+    keras_own = trained_weights(keras.optimizers.Adam(**settings), fit=fit)
+    untrained = trained_weights(keras.optimizers.SGD(0.0), fit=fit)
     for mine, theirs, start in zip(fused, keras_own, untrained, strict=True):
         assert not np.allclose(theirs, start)  # the steps moved every variable
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-6)  # rounding; a step moves weights by about 1e-3
