@@ -31,8 +31,8 @@ class FusedAdam(keras.optimizers.Adam):
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         learning_rate, epsilon = tf.cast(learning_rate, dtype), tf.cast(self.epsilon, dtype)
         if isinstance(gradient, tf.IndexedSlices):
-            values = tf.cast(gradient.values, dtype)
-            _sparse_adam(_owner(variable), momentum, velocity, values, gradient.indices, learning_rate, beta_1, beta_2, epsilon, step)
+            values, indices = _padded_rows(tf.cast(gradient.values, dtype), gradient.indices)
+            _sparse_adam(_owner(variable), momentum, velocity, values, indices, learning_rate, beta_1, beta_2, epsilon, step)
             return
         tf.raw_ops.ResourceApplyAdam(
             var=_owner(variable).handle,
@@ -64,6 +64,19 @@ def _sparse_adam(variable, momentum, velocity, values, indices, learning_rate, b
     variable.assign(variable - (new_momentum * alpha) / (tf.sqrt(new_velocity) + epsilon))
     momentum.assign(new_momentum)
     velocity.assign(new_velocity)
+
+
+def _padded_rows(values, indices):
+    """`values` and `indices` with zero rows (at index 0) added, up to one of four sizes per doubling (under 25% more).
+
+    XLA compiles once for each shape it meets, about 0.15 s here; a length-bucketed batch's gradient has
+    as many rows as tokens, and the BiLSTM's batches come in a hundred lengths. Adding zeros changes no sum.
+    """
+    rows = tf.shape(indices)[0]
+    doublings = tf.math.floor(tf.math.log(tf.cast(tf.maximum(rows, 1), tf.float64)) / tf.math.log(tf.constant(2.0, tf.float64)))
+    step = tf.cast(tf.pow(tf.constant(2.0, tf.float64), tf.maximum(doublings - 2, 0)), tf.int32)
+    extra = (rows + step - 1) // step * step - rows
+    return tf.pad(values, [[0, extra], [0, 0]]), tf.pad(indices, [[0, extra]])
 
 
 def _owner(variable) -> tf.Variable:

@@ -44,3 +44,17 @@ def test_fused_adam_takes_the_steps_kerass_adam_takes(settings, fit):
 def test_fused_adam_is_restored_by_name_from_its_config():
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(FusedAdam(0.003, clipnorm=1.0)))
     assert isinstance(restored, FusedAdam) and restored.clipnorm == 1.0
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 127, 128, 129, 12_800, 16_384, 319_232])
+def test_a_sparse_gradient_is_padded_with_zero_rows_to_one_of_four_sizes_per_doubling(rows):
+    from models.optimizers import _padded_rows
+
+    values, indices = tf.ones([rows, 2]), tf.range(1, rows + 1)
+    padded_values, padded_indices = _padded_rows(values, indices)
+    size = int(padded_indices.shape[0])
+    assert rows <= size < rows * 1.25 + 1
+    assert size % 2 ** max(rows.bit_length() - 3, 0) == 0  # four sizes per doubling: few shapes for XLA to compile
+    np.testing.assert_array_equal(padded_values[:rows], values)
+    np.testing.assert_array_equal(padded_indices[:rows], indices)
+    assert not np.any(padded_values[rows:]) and not np.any(padded_indices[rows:])
