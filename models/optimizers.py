@@ -7,8 +7,8 @@ same of sparse gradients). A dense gradient goes to TensorFlow's fused `Resource
 kernel, which does the same arithmetic in the same order for each element. A sparse gradient (an
 embedding's) goes to one XLA computation of Keras's own formula instead: the kernel needs it made
 dense first, and squares the sum of a repeated row's occurrences where Keras squares each
-occurrence, which a scatter into the second moment had to make up for; a SimpleRNN batch took
-27.6 ms that way, 25.4 ms this way (BENCHMARKS.md).
+occurrence, which a scatter into the second moment had to make up for: a SimpleRNN batch took
+27.6 ms that way and 25.4 ms this way (one thread, the two alternated in one process).
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ import tensorflow as tf
 @keras.saving.register_keras_serializable(package="reviewflow")
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` step for step, each variable's update one pass (on the CPU, without amsgrad)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A compiled function per optimizer, so per model: one shared by the module reused a trace made
+        # for a dropped model's variables when the next model trained in the same process.
+        self._sparse_adam = tf.function(_sparse_adam, jit_compile=True)
 
     def update_step(self, gradient, variable, learning_rate):
         # On a GPU, passes over memory are cheap and a scatter-add of repeated rows may not be deterministic: Keras's own update.
@@ -33,7 +39,7 @@ class FusedAdam(keras.optimizers.Adam):
         learning_rate, epsilon = tf.cast(learning_rate, dtype), tf.cast(self.epsilon, dtype)
         if isinstance(gradient, tf.IndexedSlices):
             values, indices = _padded_rows(tf.cast(gradient.values, dtype), gradient.indices)
-            _sparse_adam(_owner(variable), momentum, velocity, values, indices, learning_rate, beta_1, beta_2, epsilon, step)
+            self._sparse_adam(_owner(variable), momentum, velocity, values, indices, learning_rate, beta_1, beta_2, epsilon, step)
             return
         tf.raw_ops.ResourceApplyAdam(
             var=_owner(variable).handle,
@@ -49,7 +55,6 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
 
-@tf.function(jit_compile=True)
 def _sparse_adam(variable, momentum, velocity, values, indices, learning_rate, beta_1, beta_2, epsilon, step):
     """Keras's Adam step (keras/src/optimizers/adam.py) for a gradient of `values` at rows `indices`, rows repeating.
 

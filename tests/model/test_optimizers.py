@@ -1,5 +1,7 @@
 """FusedAdam: Keras's Adam, each update one pass; the same weights step for step."""
 
+import gc
+
 import keras
 import numpy as np
 import pytest
@@ -58,3 +60,17 @@ def test_a_sparse_gradient_is_padded_with_zero_rows_to_one_of_four_sizes_per_dou
     np.testing.assert_array_equal(padded_values[:rows], values)
     np.testing.assert_array_equal(padded_indices[:rows], indices)
     assert not np.any(padded_values[rows:]) and not np.any(padded_indices[rows:])
+
+
+def test_models_trained_one_after_another_in_one_process_each_update_their_own_weights():
+    # As the bench's bare script trains: a model is dropped before the next of the same shapes is built.
+    rng = np.random.default_rng(3)
+    tokens, target = rng.integers(0, 50, size=(64, 6)).astype(np.int32), rng.normal(size=(64, 1)).astype(np.float32)
+    for _ in range(3):
+        model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(50, 8), keras.layers.Flatten(), keras.layers.Dense(1)])
+        model.compile(optimizer=FusedAdam(0.01), loss="mse")
+        start = model.layers[0].embeddings.numpy()
+        model.fit(tokens, target, batch_size=16, verbose=0)
+        assert not np.allclose(start, model.layers[0].embeddings.numpy())
+        del model
+        gc.collect()
