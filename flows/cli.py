@@ -11,10 +11,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
-from flows.servers import prefect_api
+from tasks.core.servers import prefect_api
 from models.architectures import SCORING_MODELS
-from tasks.config import PROFILES, ScoringConfig, describe_validation_error, load_config
-from tasks.errors import ReviewflowError, interrupted, one_line
+from tasks.core.config import PROFILES, ScoringConfig, describe_validation_error, load_config
+from tasks.core.errors import ReviewflowError, interrupted, one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +105,7 @@ def run_up(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.profile, [*args.overrides, *(["reuse=false"] if args.fresh else [])])
     from flows.training import train
-    from tasks.report import CHECKS
+    from tasks.stages.record import CHECKS
 
     _expected_errors_in_one_line()
     with prefect_api():
@@ -143,7 +143,7 @@ def run_bench(args: argparse.Namespace) -> int:
         with prefect_api():
             print(profile_markdown(flow_profile(args.profile)))
         return 0
-    from flows.bench import bench, table
+    from tasks.bench.run import bench, table
 
     if args.table:
         print(table(args.table, args.write))
@@ -165,7 +165,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from tasks.results import report
+    from tasks.report import report
 
     print(report(args.run_id, args.ablation, args.write, args.json))
     return 0

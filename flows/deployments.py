@@ -16,8 +16,8 @@ import urllib.request
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tasks.config import Config
-from tasks.errors import ReviewflowError
+from tasks.core.config import Config
+from tasks.core.errors import ReviewflowError
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import flow
 
-from tasks.config import ScoringConfig, TrackingConfig
-from tasks.records import FileOutcome
+from tasks.core.config import ScoringConfig, TrackingConfig
+from tasks.core.records import FileOutcome
 from tasks.scoring.core import Limits, score_file_task, score_inbox_task
 from tasks.scoring.discovery import find_review_files, inbox_inputs
 from tasks.scoring.publish import publish_scoring_task

@@ -1,6 +1,6 @@
 """`reviewflow up`: a local MLflow server, a Prefect server and the served deployments, stopped together.
 
-Each process starts in its own process group (see `flows.servers.ManagedServer`), so
+Each process starts in its own process group (see `tasks.core.servers.ManagedServer`), so
 stopping one stops everything it started: the MLflow server's workers, the Prefect
 server, and the flow runs of the served deployments with their training processes.
 """
@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flows.deployments import SCORE, TRAIN
-from flows.servers import ManagedServer, check_port_free, signal_group, start_mlflow_server
-from tasks.config import Config, tracking_settings
-from tasks.errors import ReviewflowError
+from tasks.core.servers import ManagedServer, check_port_free, signal_group, start_mlflow_server
+from tasks.core.config import Config, tracking_settings
+from tasks.core.errors import ReviewflowError
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
 

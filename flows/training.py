@@ -17,19 +17,19 @@ from prefect.futures import PrefectWrappedFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from models.architectures import BASELINE, RECURRENT, run_name
-from tasks.baseline import train_baseline_task
-from tasks.caching import for_run
-from tasks.config import Config, Profile
-from tasks.ensemble import fit_ensemble_task, register_ensemble_task
-from tasks.errors import ReviewflowError, interrupted, one_line
-from tasks.evaluate import evaluate_task
-from tasks.ingest import ingest_task
-from tasks.prepare import prepare_task
-from tasks.processes import process_slots, start_process_server, stop_running
-from tasks.records import Evaluation, Failure, PreparedData
-from tasks.seeds import best_seeds, seed_settings
-from tasks.register import register_task
-from tasks.report import (
+from tasks.stages.baseline import train_baseline_task
+from tasks.core.caching import for_run
+from tasks.core.config import Config, Profile
+from tasks.stages.ensemble import fit_ensemble_task, register_ensemble_task
+from tasks.core.errors import ReviewflowError, interrupted, one_line
+from tasks.stages.evaluate import evaluate_task
+from tasks.stages.ingest import ingest_task
+from tasks.stages.prepare import prepare_task
+from tasks.core.processes import process_slots, start_process_server, stop_running
+from tasks.core.records import Evaluation, Failure, PreparedData
+from tasks.stages.seeds import best_seeds, seed_settings
+from tasks.stages.register import register_task
+from tasks.stages.record import (
     close_training_run,
     close_training_run_task,
     open_training_run_task,
@@ -39,8 +39,8 @@ from tasks.report import (
     record_vocabulary_task,
 )
 from tasks.tracking import Tracking
-from tasks.train import available_cores, threads_per_training, train_task, training_cost
-from tasks.validate import validate_task
+from tasks.stages.train import available_cores, threads_per_training, train_task, training_cost
+from tasks.stages.validate import validate_task
 
 
 def _flow_run_name() -> str:
@@ -106,7 +106,7 @@ def train_models(
     the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached).
 
     With the process runner, every task has a thread, and `workers` slots decide which run: a task waiting
-    for its input holds none, and the costliest waiting work starts first (tasks.processes.Slots).
+    for its input holds none, and the costliest waiting work starts first (tasks.core.processes.Slots).
     """
     with process_slots(workers, expected=trainings(config)):  # the trainings ask first; no need to wait for more
         return _train_and_evaluate(config, prepared, tracking, threads_per_training(workers), models_dir)
@@ -164,7 +164,7 @@ def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedF
 
 
 def task_runner(config: Config, workers: int) -> TaskRunner:
-    """Processes on this machine (threads that each start a process per task: see tasks.processes),
+    """Processes on this machine (threads that each start a process per task: see tasks.core.processes),
     or a Dask cluster (local, or an existing one by address)."""
     if config.train.task_runner == "process":
         # A thread per task (a training and an evaluation per model and seed): the slots, not the threads, limit the work.

@@ -1,250 +1,283 @@
-"""The training run's record: the MLflow parent run, and the results published in MLflow and Prefect."""
+"""The results of recorded trainings, as tables: each model over its seeds, and what each changed setting was worth.
+
+Every figure comes from the MLflow runs named (`tasks.tracking.read_training_run`); the
+functions that make the tables are pure, so a README's results are a function of its runs.
+"""
 
 from __future__ import annotations
 
-import logging
+import ast
+import shlex
+import statistics
+from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-import pandas as pd
-from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
+from models.architectures import NOTEBOOK_ACCURACY, SCORING_MODELS
+from tasks.core.config import TrackingConfig, flatten, load_config, tracking_settings
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.files import atomic_write, write_json
+from tasks.core.records import ModelRun, TrainingRun
+from tasks.tracking import read_training_run
 
-from models.architectures import BASELINE, ENSEMBLE, NOTEBOOK_ACCURACY, RECURRENT, run_name
-from tasks.config import Config, flatten, tracking_settings
-from tasks.records import Evaluation, PreparedData, Registration, ReviewTable
-from tasks.seeds import seed_rows, seed_summary
-from tasks.tracking import (
-    Tracking,
-    connect,
-    copy_child_run,
-    end_unfinished,
-    finish_run,
-    log_artifact,
-    log_artifacts,
-    log_dataset,
-    log_metrics,
-    log_table,
-    log_text,
-    parent_of,
-    run_url,
-    set_tags,
-    start_parent_run,
-)
-
-log = logging.getLogger("reviewflow")
+NONE_SHOWN = "—"
+# Params that say where things are and how the work was run, not what was computed: never a
+# difference. data.source is the dataset's path (REVIEWFLOW_DATA), which differs between machines.
+NOT_SETTINGS = (
+    "profile", "output_dir", "reuse", "data.source", "data.cache_dir", "train.task_runner",
+    "train.dask_address", "train.max_workers", "scoring.", "servers.", "tracking.",
+)  # fmt: skip
+# Not an ablation's label: the draws a run averages over (the seeds column shows them), and which
+# models it trained (the table compares each model with the same model of the main run).
+NOT_ABLATED = ("train.seed", "train.seeds", "train.architectures")
 
 
-def open_training_run(config: Config, run_name: str) -> Tracking:
-    """Reach MLflow and start the flow run's parent run, with the whole config as params."""
-    tracking = connect(tracking_settings(config.tracking))
-    params = flatten(config.model_dump(mode="json"))
-    parent = start_parent_run(tracking, run_name, params, {"profile": config.profile})
-    return tracking.model_copy(update={"parent_run_id": parent})
+class Absent:
+    """A setting a run does not have (recorded before the setting existed, or after it was removed)."""
+
+    def __repr__(self) -> str:
+        return NONE_SHOWN
 
 
-def record_data(tracking: Tracking, table: ReviewTable, report_dir: Path) -> None:
-    """The dataset (with its digest) as the parent run's input, and the GX validation report."""
-    name = f"reviews-{table.digest[:12]}"
-    log_dataset(tracking, tracking.parent_run_id, table.path, table.source, table.digest, name)
-    if report_dir.is_dir():
-        log_artifacts(tracking, tracking.parent_run_id, report_dir, "validation")
+ABSENT = Absent()
 
 
-def record_vocabulary(tracking: Tracking, prepared: PreparedData) -> None:
-    """The one vocabulary every model of the run was trained with (each model also carries a copy)."""
-    log_artifact(tracking, tracking.parent_run_id, prepared.vocabulary_path)
+def report(reference: str, ablations: list[str], write: Path | None = None, json_path: Path | None = None) -> str:
+    """The markdown of the training `reference` names and of its ablation runs; optionally put
+    between the file `write`'s markers of the run's profile, and the figures into `json_path`."""
+    settings = tracking_settings(TrackingConfig())
+    main = read_training_run(settings, reference)
+    others = [read_training_run(settings, other) for other in ablations]
+    command = " ".join(["reviewflow report", main.run_id, *(f"--ablation {o.run_id}" for o in others)])
+    figures = report_figures(main, others, command)
+    markdown = report_markdown(figures)
+    # Every check before any write, so a refused --write leaves nothing half-done.
+    text = replace_between_markers(_read(write), main.profile, markdown, str(write)) if write else None
+    try:
+        if json_path:
+            write_json(json_path, figures)
+        if write:
+            with atomic_write(write) as file:
+                file.write(text.encode("utf-8"))
+    except OSError as exc:
+        raise ReviewflowError(f"cannot write {exc.filename}: {exc.strerror or one_line(exc)}") from None
+    return markdown
 
 
-def record_reuse(evaluation: Evaluation, tracking: Tracking) -> Evaluation:
-    """The evaluation as this flow run's child run holds it. A model reused from an earlier run
-    gets a child run here that repeats the one it was trained and evaluated in (params, per-epoch
-    and test metrics, plots), tagged with that run's id; registration then logs to it."""
-    trained = evaluation.trained
-    if parent_of(tracking, trained.run_id) == tracking.parent_run_id:
-        return evaluation
-    run_id = copy_child_run(tracking, trained.run_id)
-    log.info("%s: reused the model trained in MLflow run %s (%s)", trained.name, trained.run_id, trained.classifier_dir)
-    return evaluation.model_copy(update={"trained": trained.model_copy(update={"run_id": run_id})})
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReviewflowError(f"cannot read {path}: {getattr(exc, 'strerror', None) or one_line(exc)}") from None
 
 
-def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED", "KILLED"]) -> None:
-    """End the parent run; after a failure (FAILED) or an interruption (KILLED) also its unfinished children."""
-    if status == "FINISHED":
-        finish_run(tracking, tracking.parent_run_id, succeeded=True)
-    else:
-        end_unfinished(tracking, tracking.parent_run_id, status)
-
-
-MARGINS = ("acc_vs_baseline", "auc_vs_baseline", "time_x_baseline")  # the margin columns of the comparison
-# The behavioural and robustness figures of the comparison (column -> the metric of tasks.evaluate);
-# empty for the ensemble, which has no text-in model to check.
-CHECKS = {
-    "behaviour_pass_rate": "behaviour_pass_rate",
-    "behaviour_mft": "behaviour_mft_pass_rate",
-    "behaviour_negation": "behaviour_mft_negation_pass_rate",
-    "behaviour_invariance": "behaviour_invariance_pass_rate",
-    "behaviour_direction": "behaviour_direction_pass_rate",
-    "robust_no_punctuation": "robust_lowercase_no_punctuation_accuracy",
-    "robust_first_50_words": "robust_first_50_words_accuracy",
-}
-NAN = float("nan")
-
-
-def publish_comparison(
-    evaluations: list[Evaluation], registrations: list[Registration], tracking: Tracking, every_seed: list[Evaluation] | None = None
-) -> list[dict]:
-    """The table of the registered models (one per architecture, the best seed on validation), with each
-    architecture's test figures over all its seeds (`every_seed`), logged to the parent run and published in Prefect."""
-    every_seed = every_seed or evaluations
-    summary = seed_summary(every_seed)
-    table = comparison_table(evaluations, {r.architecture: (r.version, r.alias) for r in registrations}, summary)
-    parent = tracking.parent_run_id
-    markdown = comparison_markdown(table, evaluations, tracking) + checks_markdown(table) + seeds_markdown(every_seed)
-    log_metrics(tracking, parent, {f"{arch}.{k}": v for arch, figures in summary.items() for k, v in figures.items()})
-    log_table(tracking, parent, pd.DataFrame(seed_rows(every_seed), dtype=object), "seeds.json")  # object: seeds stay ints, or null
-    log_table(tracking, parent, table, "comparison.json")
-    log_text(tracking, parent, table.to_csv(index=False), "comparison.csv")
-    log_text(tracking, parent, markdown, "comparison.md")
-    best = table.sort_values("test_accuracy", ascending=False).iloc[0]
-    set_tags(
-        tracking,
-        parent,
-        {
-            "mlflow.note.content": f"Best: {run_name(best['architecture'], best['seq_len'] or None)} "
-            f"(test accuracy {best['test_accuracy']:.4f}, AUC {best['test_auc']:.4f}).{verdict(table)}\n\n{markdown}"
+def report_figures(main: TrainingRun, ablations: list[TrainingRun], command: str) -> dict[str, Any]:
+    """Everything the tables show, as plain data (what --json writes)."""
+    main_settings = settings(main.params)
+    changed = changes(default_settings(main.profile), main_settings)
+    results = summarize(main.models)
+    return {
+        "generated_by": command,
+        "run": {
+            "run_id": main.run_id,
+            "name": main.name,
+            "profile": main.profile,
+            "status": main.status,
+            "commit": main.commit,
+            "started": started(main.start_time_ms),
+            "changed_settings": {k: shown(v) for k, (_, v) in changed.items() if v is not ABSENT},
+            "reproduce": reproduce_command(main.profile, changed),
         },
-    )
-    rows = records(table)
-    create_table_artifact(key="model-comparison", table=rows, description="Test metrics of the trained models, with margins over the baseline")
-    create_markdown_artifact(key="training-summary", markdown=markdown, description="Models trained, with links to their MLflow runs")
-    return rows
+        "results": results,
+        "ablations": [ablation(results, main_settings, other) for other in ablations],
+    }
 
 
-def records(table: pd.DataFrame) -> list[dict]:
-    """The table's rows with None where a figure is missing (NaN is not JSON)."""
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+def settings(params: dict[str, str]) -> dict[str, Any]:
+    """A run's params as values (`"[1, 2]"` -> [1, 2]), a dict one setting per key (`train.seq_len.bilstm`),
+    without the params that are no setting of the results (paths, servers, tracking)."""
+    values: dict[str, Any] = {}
+    for key, text in params.items():
+        if key.startswith(NOT_SETTINGS):
+            continue
+        value = _value(text)
+        if isinstance(value, dict):
+            values.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            values[key] = value
+    return values
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """One sentence: does the best recurrent model beat the baseline, and at what cost (empty without both)."""
-    recurrent = table[table["architecture"].isin(RECURRENT)]
-    if recurrent.empty or table["acc_vs_baseline"].isna().all():
-        return ""
-    best = recurrent.sort_values("test_accuracy", ascending=False).iloc[0]
-    return (
-        f" Best recurrent model {best['architecture']}-{best['seq_len']}: {best['acc_vs_baseline']:+.4f} accuracy and "
-        f"{best['auc_vs_baseline']:+.4f} AUC against the TF-IDF baseline, for {best['time_x_baseline']:.1f}x its training time."
-    )
+def _value(text: str) -> Any:
+    # MLflow holds params as str(value): Python literals for numbers, lists, dicts, None and booleans.
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
 
 
-def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], tracking: Tracking) -> str:
-    run_ids = {e.trained.architecture: e.trained.run_id for e in evaluations}
-    lines = [
-        "| model | test accuracy | notebook | AUC | F1 | train s | seeds | accuracy over seeds | accuracy vs baseline | AUC vs baseline | time vs baseline | version | alias | MLflow run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+def default_settings(profile: str) -> dict[str, Any]:
+    """The settings a training of `profile` has when nothing is `--set`, as `settings` gives a run's."""
+    config = load_config(profile)
+    return settings({k: str(v) for k, v in flatten(config.model_dump(mode="json")).items()})
+
+
+def changes(base: dict[str, Any], other: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Each setting whose value differs, by key: (its value in `base`, in `other`), ABSENT where one lacks it."""
+    pairs = {k: (base.get(k, ABSENT), other.get(k, ABSENT)) for k in sorted(set(base) | set(other))}
+    return {k: (a, b) for k, (a, b) in pairs.items() if a != b}
+
+
+def shown(value: Any) -> str:
+    """A setting's value as `--set` takes it: `null`, `true`, `[1,2]`, `0.001`, `end`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(shown(v) for v in value) + "]"
+    return str(value)
+
+
+def reproduce_command(profile: str, changed: dict[str, tuple[Any, Any]]) -> str:
+    """The `reviewflow train` command that makes a run with the settings `changed` from `profile`'s defaults."""
+    # A setting the run lacks (newer than the run) cannot be set back: the run had its default.
+    sets = [f"--set {shlex.quote(f'{k}={shown(v)}')}" for k, (_, v) in changed.items() if v is not ABSENT]
+    return " ".join(["reviewflow train --profile", shlex.quote(profile), *sets])
+
+
+def change_label(changed: dict[str, tuple[Any, Any]]) -> str:
+    """`prepare.vocab_size 5000 → 8000; train.epochs 1 → 2`, or `no setting changed`."""
+    return "; ".join(f"{k} {shown(a)} → {shown(b)}" for k, (a, b) in changed.items()) or "no setting changed"
+
+
+def started(start_time_ms: int) -> str:
+    return datetime.fromtimestamp(start_time_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def summarize(models: list[ModelRun]) -> list[dict[str, Any]]:
+    """One row of figures per architecture (in the order of `SCORING_MODELS`), over its seeds."""
+    groups: dict[str, list[ModelRun]] = defaultdict(list)
+    for model in sorted(models, key=lambda m: (m.seed is None, m.seed or 0)):
+        if "test_accuracy" in model.metrics:
+            groups[model.architecture].append(model)
+    order = [a for a in SCORING_MODELS if a in groups] + sorted(set(groups) - set(SCORING_MODELS))
+    return [architecture_figures(a, groups[a]) for a in order]
+
+
+def architecture_figures(architecture: str, runs: list[ModelRun]) -> dict[str, Any]:
+    """Mean, sample standard deviation (None for one seed), min and max of test accuracy; mean AUC; median training time."""
+    accuracy = [r.metrics["test_accuracy"] for r in runs]
+    auc = [r.metrics["test_auc"] for r in runs if "test_auc" in r.metrics]
+    seconds = [r.metrics["train_seconds"] for r in runs if "train_seconds" in r.metrics]
+    return {
+        "architecture": architecture,
+        "seq_len": sorted({r.seq_len for r in runs if r.seq_len is not None}),
+        "seeds": [r.seed for r in runs],
+        "test_accuracy": accuracy,
+        "mean_accuracy": statistics.mean(accuracy),
+        "std_accuracy": statistics.stdev(accuracy) if len(accuracy) > 1 else None,
+        "min_accuracy": min(accuracy),
+        "max_accuracy": max(accuracy),
+        "notebook_accuracy": NOTEBOOK_ACCURACY.get(architecture),
+        "mean_auc": statistics.mean(auc) if auc else None,
+        "median_train_seconds": statistics.median(seconds) if seconds else None,
+        "run_ids": [r.run_id for r in runs],
+    }
+
+
+def ablation(main_results: list[dict[str, Any]], main_settings: dict[str, Any], other: TrainingRun) -> dict[str, Any]:
+    """What the settings `other` changed from the main run were worth: per architecture, its mean test
+    accuracy and the difference to the main run's (None where the main run lacks the architecture)."""
+    changed = {k: v for k, v in changes(main_settings, settings(other.params)).items() if k not in NOT_ABLATED}
+    main_means = {r["architecture"]: r["mean_accuracy"] for r in main_results}
+    rows = [
+        {
+            "architecture": r["architecture"],
+            "seeds": r["seeds"],
+            "mean_accuracy": r["mean_accuracy"],
+            "std_accuracy": r["std_accuracy"],
+            "difference": r["mean_accuracy"] - main_means[r["architecture"]] if r["architecture"] in main_means else None,
+        }
+        for r in summarize(other.models)
     ]
-    for row in table.to_dict(orient="records"):
-        architecture = row["architecture"]
-        notebook = NOTEBOOK_ACCURACY.get(architecture)
-        url = run_url(tracking, run_ids[architecture])
-        link = f"[{run_ids[architecture][:8]}]({url})" if url else run_ids[architecture][:8]
-        margins = [_shown(row[k], f) for k, f in zip(MARGINS, ("{:+.4f}", "{:+.4f}", "{:.1f}x"))]
+    return {"run_id": other.run_id, "name": other.name, "change": change_label(changed), "rows": rows}
+
+
+def report_markdown(figures: dict[str, Any]) -> str:
+    """The caption, the results table, the ablation table (when there are ablations) and how they were made."""
+    run = figures["run"]
+    commit = f"commit `{run['commit'][:12]}`" if run["commit"] else "no git commit recorded"
+    status = "" if run["status"] == "FINISHED" else f", status {run['status']}"
+    changed = ", ".join(f"`{k}={v}`" for k, v in run["changed_settings"].items()) or "none"
+    lines = [
+        f"Training run `{run['name']}` (`{run['run_id']}`), profile `{run['profile']}`, {commit}, started {run['started']}{status}.",
+        f"Settings changed from the profile's defaults: {changed}. To reproduce: `{run['reproduce']}`.",
+        "",
+        "| model | seq_len | seeds | test accuracy (mean) | std | min–max | each seed | notebook | AUC (mean) | training time (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in figures["results"]:
         lines.append(
-            f"| {run_name(architecture, row['seq_len'] or None)} | {row['test_accuracy']:.4f} | "
-            f"{notebook if notebook is not None else 'none'} | {row['test_auc']:.4f} | {row['test_f1']:.4f} | "
-            f"{row['train_seconds']:.0f} | {row['seeds']} | {row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f} | "
-            f"{' | '.join(margins)} | {row['version']} | {row['alias']} | {link} |"
+            f"| `{r['architecture']}` | {'/'.join(map(str, r['seq_len'])) or NONE_SHOWN} | {_seeds(r['seeds'])} | "
+            f"{r['mean_accuracy']:.4f} | {_figure(r['std_accuracy'])} | {r['min_accuracy']:.4f}–{r['max_accuracy']:.4f} | "
+            f"{', '.join(f'{a:.4f}' for a in r['test_accuracy'])} | {_notebook(r['architecture'], r['notebook_accuracy'])} | "
+            f"{_figure(r['mean_auc'])} | {_seconds(r['median_train_seconds'])} |"
         )
-    if ENSEMBLE in run_ids:
-        lines.append("\nThe ensemble's training time is its members' added up, plus its own fit on the validation split.")
+    if figures["ablations"]:
+        lines += [
+            "",
+            "Ablations: each a training that changes the settings named from the run above; the difference is its mean",
+            "test accuracy minus the run above's.",
+            "",
+            "| change | run | model | seeds | test accuracy (mean) | std | difference |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for other in figures["ablations"]:
+            for r in other["rows"]:
+                difference = NONE_SHOWN if r["difference"] is None else f"{r['difference']:+.4f}".replace("-0.0000", "+0.0000")
+                lines.append(
+                    f"| {other['change']} | `{other['name']}` | `{r['architecture']}` | {_seeds(r['seeds'])} | "
+                    f"{r['mean_accuracy']:.4f} | {_figure(r['std_accuracy'])} | {difference} |"
+                )
+    lines += [
+        "",
+        f"Generated from the MLflow runs by `{figures['generated_by']}`. Over each model's seeds: the mean, the sample",
+        "standard deviation, the lowest and highest test accuracy, and the median training time. The notebook's figures",
+        "come from its own tokenizer with the test split as validation data, so they compare only roughly.",
+    ]
     return "\n".join(lines)
 
 
-def _shown(value: float | None, pattern: str) -> str:
-    return "" if value is None or value != value else pattern.format(value)
+def _seeds(seeds: list[int | None]) -> str:
+    named = [str(s) for s in seeds if s is not None]
+    return f"{len(seeds)} ({', '.join(named)})" if named else str(len(seeds))
 
 
-def checks_markdown(table: pd.DataFrame) -> str:
-    """Behavioural pass rates and accuracy on altered reviews, per model that has them (empty when none has)."""
-    checked = table.dropna(subset=list(CHECKS), how="all")
-    if checked.empty:
-        return ""
-    lines = ["\n\nBehaviour (pass rates of the templated cases) and robustness (test accuracy on altered reviews):\n",
-             "| model | test accuracy | all cases | minimum functionality | negation | invariance | direction | "
-             "lower-cased, no punctuation | first 50 words |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for row in checked.to_dict(orient="records"):
-        figures = " | ".join(_shown(row[column], "{:.3f}") for column in CHECKS)
-        lines.append(f"| {run_name(row['architecture'], row['seq_len'] or None)} | {row['test_accuracy']:.4f} | {figures} |")
-    return "\n".join(lines)
+def _figure(value: float | None) -> str:
+    return NONE_SHOWN if value is None else f"{value:.4f}"
 
 
-def seeds_markdown(every_seed: list[Evaluation]) -> str:
-    """Each seed's figures, when some architecture was trained with several (empty otherwise)."""
-    rows = seed_rows(every_seed)
-    if all(n["seeds"] == 1 for n in seed_summary(every_seed).values()):
-        return ""
-    lines = ["\n\nEvery seed (the registered model of an architecture is its seed with the best validation accuracy):\n",
-             "| model | seed | test accuracy | AUC | validation accuracy | train s |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for row in rows:
-        lines.append(
-            f"| {row['architecture']} | {row['seed'] if row['seed'] is not None else ''} | {row['test_accuracy']:.4f} | "
-            f"{row['test_auc']:.4f} | {_shown(row['validation_accuracy'], '{:.4f}')} | {row['train_seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+def _seconds(value: float | None) -> str:
+    return NONE_SHOWN if value is None else f"{value:.0f} s"
 
 
-def comparison_table(
-    evaluations: list[Evaluation], registrations: dict[str, tuple[str, str]], summary: dict[str, dict[str, float]] | None = None
-) -> pd.DataFrame:
-    """One row per model, the columns the CLI prints and MLflow/Prefect show.
-
-    With several seeds, `summary` (tasks.seeds.seed_summary) gives each architecture's mean and
-    standard deviation of test accuracy over its seeds; a model with one seed shows its own.
-
-    Margins over the baseline (when it was trained): test accuracy and AUC differences, and
-    the training time as a multiple of the baseline's; empty on the baseline's own row.
-    """
-    baseline = next((e for e in evaluations if e.trained.architecture == BASELINE), None)
-    rows = []
-    for evaluation in evaluations:
-        trained = evaluation.trained
-        version, alias = registrations.get(trained.architecture, ("", ""))
-        over_seeds = (summary or {}).get(trained.architecture, {})
-        compared = baseline is not None and evaluation is not baseline
-        margins = dict.fromkeys(MARGINS)
-        if compared:
-            margins = {  # `+ 0.0`: a difference that rounds to zero shows as 0.0000, not -0.0000
-                "acc_vs_baseline": round(evaluation.metrics["test_accuracy"] - baseline.metrics["test_accuracy"], 4) + 0.0,
-                "auc_vs_baseline": round(evaluation.metrics["test_auc"] - baseline.metrics["test_auc"], 4) + 0.0,
-                "time_x_baseline": round(trained.seconds / max(baseline.trained.seconds, 1e-9), 1),
-            }
-        rows.append(
-            {
-                "architecture": trained.architecture,
-                "seq_len": trained.seq_len if trained.seq_len is not None else "",
-                "test_accuracy": round(evaluation.metrics["test_accuracy"], 4),
-                "test_auc": round(evaluation.metrics["test_auc"], 4),
-                "test_f1": round(evaluation.metrics["test_f1"], 4),
-                "train_seconds": round(trained.seconds, 1),
-                **margins,
-                "seeds": int(over_seeds.get("seeds", 1)),
-                "test_accuracy_mean": round(over_seeds.get("test_accuracy_mean", evaluation.metrics["test_accuracy"]), 4),
-                "test_accuracy_std": round(over_seeds.get("test_accuracy_std", 0.0), 4),
-                **{column: round(evaluation.metrics.get(metric, NAN), 4) for column, metric in CHECKS.items()},
-                "version": version,
-                "alias": alias,
-            }
-        )
-    return pd.DataFrame(rows)
+def _notebook(architecture: str, accuracy: float | None) -> str:
+    if accuracy is not None:
+        return f"{accuracy:.4f}"
+    return "never finished" if architecture in NOTEBOOK_ACCURACY else NONE_SHOWN
 
 
-open_training_run_task = task(open_training_run, name="open-run", cache_policy=NO_CACHE)
-record_data_task = task(record_data, name="record-data", cache_policy=NO_CACHE)
-record_vocabulary_task = task(record_vocabulary, name="record-vocabulary", cache_policy=NO_CACHE)
-close_training_run_task = task(close_training_run, name="close-run", cache_policy=NO_CACHE)
-record_reuse_task = task(
-    record_reuse, name="record-reuse", task_run_name="record-reuse-{evaluation.trained.architecture}", cache_policy=NO_CACHE
-)
-publish_comparison_task = task(publish_comparison, name="publish-comparison", cache_policy=NO_CACHE)
+def replace_between_markers(text: str, profile: str, block: str, file_name: str) -> str:
+    """`text` with what lies between `<!-- results:<profile> -->` and `<!-- /results:<profile> -->` replaced by `block`."""
+    start, end = f"<!-- results:{profile} -->", f"<!-- /results:{profile} -->"
+    for marker in (start, end):
+        if text.count(marker) != 1:
+            found = "no" if marker not in text else f"{text.count(marker)} times the"
+            raise ReviewflowError(f"{file_name} has {found} marker {marker} (it needs {start} ... {end} once each)")
+    before, rest = text.split(start)
+    if end not in rest:
+        raise ReviewflowError(f"{file_name}: the marker {end} comes before {start}")
+    after = rest.split(end)[1]
+    return f"{before}{start}\n{block.strip()}\n{end}{after}"

@@ -44,7 +44,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _started_mlflow_server(store_dir: Path):
-    from flows.servers import free_port, start_mlflow_server
+    from tasks.core.servers import free_port, start_mlflow_server
 
     server = start_mlflow_server(store_dir, "127.0.0.1", free_port())
     yield server.url
@@ -78,7 +78,7 @@ SMOKE_TRAINING_TIMEOUT_S = 1800  # a smoke training takes 2-4 minutes on 2 idle 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` on 127.0.0.1, on a free port, with its own PREFECT_HOME (SQLite)."""
-    from flows.servers import free_port
+    from tasks.core.servers import free_port
     from flows.stack import start_prefect_server
 
     server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), "127.0.0.1", free_port())
@@ -125,7 +125,7 @@ def served_deployments(tmp_path_factory, prefect_server, stack_mlflow_server, im
     from prefect.client.orchestration import SyncPrefectClient
 
     from flows.stack import serve_in_child, wait_until_served
-    from tasks.config import Config
+    from tasks.core.config import Config
 
     workdir = tmp_path_factory.mktemp("served")
     (workdir / "data").mkdir()

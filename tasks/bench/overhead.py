@@ -17,7 +17,7 @@ from pathlib import Path
 
 from models.architectures import RECURRENT
 from tasks.bench.sides import Figure, alternate, compared
-from tasks.config import Config
+from tasks.core.config import Config
 
 # What the bench's flow leaves out, because the bare script does none of it: the baseline and the
 # ensemble, the behaviour suite and the robustness copies (their costs are the models', not orchestration's).
@@ -88,9 +88,9 @@ def bare_training(config: Config) -> dict[str, float]:
 
     from models.sentiment import SentimentClassifier
     from models.text import Vocabulary
-    from tasks.ingest import ingest_reviews
-    from tasks.prepare import prepare_sequences
-    from tasks.train import available_cores, fit_model, limit_threads, seeded
+    from tasks.stages.ingest import ingest_reviews
+    from tasks.stages.prepare import prepare_sequences
+    from tasks.stages.train import available_cores, fit_model, limit_threads, seeded
 
     limit_threads(available_cores())
     table = ingest_reviews(config.data)

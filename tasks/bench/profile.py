@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 
 
 def flow_profile(reference: str = "latest") -> dict[str, Any]:

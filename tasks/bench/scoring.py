@@ -37,10 +37,10 @@ def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int)
     """The scoring flow's own steps (read a file, score every chunk with the four champions, write the scored
     file and its manifest) with the models loaded once, as a served deployment keeps them; reviews/s."""
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    from tasks.config import ScoringConfig, TrackingConfig
+    from tasks.core.config import ScoringConfig, TrackingConfig
     from tasks.scoring.core import score_file
     from tasks.scoring.registered import load_models
-    from tasks.train import limit_threads
+    from tasks.stages.train import limit_threads
 
     limit_threads(threads)
     models = load_models(list(RECURRENT), "champion", TrackingConfig())
@@ -66,10 +66,10 @@ def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Calla
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     import mlflow
 
-    from models.notebook import predict_one_at_a_time
-    from tasks.config import TrackingConfig, tracking_settings
+    from tasks.bench.notebook import predict_one_at_a_time
+    from tasks.core.config import TrackingConfig, tracking_settings
     from tasks.tracking import connect, registered_name
-    from tasks.train import limit_threads
+    from tasks.stages.train import limit_threads
 
     limit_threads(threads)
     tracking = connect(tracking_settings(TrackingConfig()))

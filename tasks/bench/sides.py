@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 
 
 @dataclass

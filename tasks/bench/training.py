@@ -12,9 +12,9 @@ import numpy as np
 from models.architectures import recurrent_macs_per_token
 from models.batching import bucketed_batches
 from tasks.bench.sides import Figure, Side, alternate, compared
-from tasks.config import TrainConfig
-from tasks.processes import in_own_process, process_slots
-from tasks.records import PreparedData
+from tasks.core.config import TrainConfig
+from tasks.core.processes import in_own_process, process_slots
+from tasks.core.records import PreparedData
 
 WARM_UP_BATCHES = 2  # traced and compiled before any timing, on both sides
 PEAK_MATRIX = 2048  # the matrix multiply that stands for the machine's peak: 2048 x 2048 by 2048 x 2048, float32
@@ -32,7 +32,7 @@ def sampled_rows(prepared: PreparedData, seq_len: int, settings: TrainConfig, ro
 def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
     """The pipeline's way: int32 ids in length buckets, padding never read, the configured practice; measures reviews/s of one epoch."""
     from models.sentiment import training_dataset
-    from tasks.train import compiled_model, limit_threads, seeded
+    from tasks.stages.train import compiled_model, limit_threads, seeded
 
     limit_threads(threads)
     settings = settings.for_architecture(architecture)
@@ -54,8 +54,8 @@ def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, s
 
 def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
     """The notebook's way on the same rows: float64 ids padded after the text to `seq_len`, no masking, batch 128; reviews/s of one epoch."""
-    from models.notebook import BATCH_SIZE, notebook_model, padded_float64
-    from tasks.train import limit_threads
+    from tasks.bench.notebook import BATCH_SIZE, notebook_model, padded_float64
+    from tasks.stages.train import limit_threads
 
     limit_threads(threads)
     sequences, labels = prepared.load("train", seq_len)
@@ -85,7 +85,7 @@ def matmul_peak(threads: int) -> Callable[[], float]:
     """GFLOP/s of a large float32 matrix multiply: what this machine's cores can do at best."""
     import tensorflow as tf
 
-    from tasks.train import limit_threads
+    from tasks.stages.train import limit_threads
 
     limit_threads(threads)
     a = tf.random.uniform((PEAK_MATRIX, PEAK_MATRIX), seed=1)
@@ -132,7 +132,7 @@ def efficiency(prepared: PreparedData, settings: TrainConfig, rows: int, repeats
 def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, threads: int) -> tuple[float, float]:
     """Seconds of the training, and the CPU seconds its process (all its threads) spent on it, loading the data and
     building the model included (a fraction of a second)."""
-    from tasks.train import fit_model, limit_threads, seeded
+    from tasks.stages.train import fit_model, limit_threads, seeded
 
     limit_threads(threads)
     settings = settings.for_architecture(architecture)
@@ -145,7 +145,7 @@ def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settin
 def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[str], cores: int, repeats: int) -> Figure:
     """Wall seconds of the trainings as the flow runs them (a process each, `cores` at a time, a core each,
     costliest first) vs one after another, each with every core."""
-    from tasks.train import threads_per_training, training_cost
+    from tasks.stages.train import threads_per_training, training_cost
 
     costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.expectations import import_gx, run_suite
-from tasks.formats import Layout
-from tasks.schema import TEXT
+from tasks.core.expectations import import_gx, run_suite
+from tasks.core.formats import Layout
+from tasks.core.schema import TEXT
 
 
 def input_problems(layout: Layout) -> str | None:

@@ -27,11 +27,11 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from models.architectures import ENSEMBLE
-from tasks.errors import ReviewflowError, one_line
-from tasks.files import atomic_write, remove_stale_temporaries, write_json
-from tasks.formats import FORMATS, Format, FormatError, Layout, format_of, split_name
-from tasks.formats.base import too_large
-from tasks.records import FileOutcome
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.files import atomic_write, remove_stale_temporaries, write_json
+from tasks.core.formats import FORMATS, Format, FormatError, Layout, format_of, split_name
+from tasks.core.formats.base import too_large
+from tasks.core.records import FileOutcome
 from tasks.scoring.checks import input_problems
 from tasks.scoring.discovery import inputs_in, leaves
 from tasks.scoring.rows import EnsembleScorer, Scorer, ensemble_source, output_columns, score_chunk

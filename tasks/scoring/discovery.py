@@ -1,6 +1,6 @@
 """Finding the inputs to score: given files and folders, or what waits in the inbox.
 
-An input is a table file in one of the formats (`tasks.formats`), or a folder of .txt files
+An input is a table file in one of the formats (`tasks.core.formats`), or a folder of .txt files
 scored as one file. Files still being copied in are never inputs: writers copy under a hidden
 name (starting with `.`) or with a `.part` suffix and rename the file in when it is complete,
 so both are ignored here, as are the inbox's own hidden files (locks, temporaries).
@@ -12,8 +12,8 @@ import logging
 import os
 from pathlib import Path
 
-from tasks.errors import ReviewflowError
-from tasks.formats import SUFFIXES, format_of
+from tasks.core.errors import ReviewflowError
+from tasks.core.formats import SUFFIXES, format_of
 
 log = logging.getLogger("reviewflow")
 

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.records import FileOutcome
+from tasks.core.records import FileOutcome
 
 
 def publish_scoring(outcomes: list[FileOutcome], versions: dict[str, str]) -> list[dict]:

@@ -16,9 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from models.architectures import ENSEMBLE
 from models.ensemble import Stacker
 from models.classifiers import share_encoding
-from tasks.config import ScoringConfig, TrackingConfig, tracking_settings
-from tasks.errors import ReviewflowError
-from tasks.records import ModelsInUse
+from tasks.core.config import ScoringConfig, TrackingConfig, tracking_settings
+from tasks.core.errors import ReviewflowError
+from tasks.core.records import ModelsInUse
 from tasks.scoring.rows import EnsembleScorer
 from tasks.tracking import Tracking, connect, load_model_version, load_registered_models, registered_ensemble, registered_name
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from models.ensemble import Stacker
-from tasks.errors import ReviewflowError
-from tasks.formats import MISSING
-from tasks.formats.jsonlines import type_name
+from tasks.core.errors import ReviewflowError
+from tasks.core.formats import MISSING
+from tasks.core.formats.jsonlines import type_name
 
 Scorer = Callable[[list[str]], np.ndarray]  # raw review texts -> P(positive) per text, in [0, 1]
 _LETTER = re.compile(r"[^\W\d_]")

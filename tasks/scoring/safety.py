@@ -10,8 +10,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.files import remove, remove_stale_temporaries, temporary_sibling
-from tasks.formats import format_of, split_name
+from tasks.core.files import remove, remove_stale_temporaries, temporary_sibling
+from tasks.core.formats import format_of, split_name
 
 log = logging.getLogger("reviewflow")
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.formats import Fingerprint, FormatError, Layout, Utf8Check
-from tasks.formats.base import BLOCK, Chunk, too_large
-from tasks.schema import TEXT
+from tasks.core.formats import Fingerprint, FormatError, Layout, Utf8Check
+from tasks.core.formats.base import BLOCK, Chunk, too_large
+from tasks.core.schema import TEXT
 from tasks.scoring.discovery import txt_files
 
 TXT_ID = "review_id"  # the id column of a .txt folder's output: the file-name stems
 
 
 class TextFolder:
-    """Reads a .txt folder the way a `tasks.formats.Format` reads a table file."""
+    """Reads a .txt folder the way a `tasks.core.formats.Format` reads a table file."""
 
     label = "text folder"
 

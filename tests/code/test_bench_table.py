@@ -1,6 +1,6 @@
 """The bench's table: one run's figures, or several recorded runs' merged (the later run wins a benchmark)."""
 
-from flows.bench import bench_markdown
+from tasks.bench.run import bench_markdown
 
 
 def result(commit: str, figures: dict[str, float], run_id: str | None = None) -> dict:

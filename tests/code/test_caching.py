@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.caching import (
+from tasks.core.caching import (
     RECORD_SERIALIZER,
     baseline_key,
     code_version,
@@ -21,8 +21,8 @@ from tasks.caching import (
     unusable_reason,
     validate_key,
 )
-from tasks.config import load_config
-from tasks.records import Evaluation, PreparedData, TrainedModel
+from tasks.core.config import load_config
+from tasks.core.records import Evaluation, PreparedData, TrainedModel
 
 CODE = "c0de"
 

@@ -1,7 +1,7 @@
 import pytest
 
-from tasks.config import Config, load_config, tracking_settings
-from tasks.errors import ReviewflowError
+from tasks.core.config import Config, load_config, tracking_settings
+from tasks.core.errors import ReviewflowError
 
 
 def test_profile_alone_gives_the_whole_profile():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from models.ensemble import Stacker, logit
-from tasks.config import EnsembleConfig, TrackingConfig
-from tasks.ensemble import fit_ensemble
-from tasks.records import Evaluation, Predictions, TrainedModel
+from tasks.core.config import EnsembleConfig, TrackingConfig
+from tasks.stages.ensemble import fit_ensemble
+from tasks.core.records import Evaluation, Predictions, TrainedModel
 from tasks.tracking import connect, start_parent_run
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from flows.servers import free_port
-from tasks.errors import ReviewflowError, interrupted, one_line, redacted
+from tasks.core.servers import free_port
+from tasks.core.errors import ReviewflowError, interrupted, one_line, redacted
 from tasks.tracking import check_server_answers
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from models.baseline import BaselineClassifier, BaselineSettings
-from tasks.config import EvaluationConfig, TrackingConfig
-from tasks.evaluate import evaluate_model
-from tasks.records import PreparedData, TrainedModel
+from tasks.core.config import EvaluationConfig, TrackingConfig
+from tasks.stages.evaluate import evaluate_model
+from tasks.core.records import PreparedData, TrainedModel
 from tasks.tracking import connect, start_child_run, start_parent_run
 
 GOOD, BAD = ["great", "wonderful", "loved", "superb"], ["awful", "boring", "hated", "dull"]

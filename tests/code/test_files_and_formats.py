@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.files import atomic_write, remove_stale_temporaries, temporary_sibling, write_json
-from tasks.formats import FORMATS, FormatError, format_of, split_name
+from tasks.core.files import atomic_write, remove_stale_temporaries, temporary_sibling, write_json
+from tasks.core.formats import FORMATS, FormatError, format_of, split_name
 from tasks.scoring.safety import free_name
 
 

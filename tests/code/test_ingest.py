@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import files
-from tasks.config import DataConfig
-from tasks.errors import ReviewflowError
-from tasks.ingest import review_folders, ingest_reviews, splits
-from tasks.records import ReviewTable
-from tasks.schema import COLUMNS
+from tasks.core import files
+from tasks.core.config import DataConfig
+from tasks.core.errors import ReviewflowError
+from tasks.stages.ingest import review_folders, ingest_reviews, splits
+from tasks.core.records import ReviewTable
+from tasks.core.schema import COLUMNS
 
 # (split, polarity, id, rating) -> text; two reviews per split and label, in no particular order.
 REVIEWS = {

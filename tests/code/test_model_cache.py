@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from models.baseline import BaselineClassifier, BaselineSettings
-from tasks.config import TrackingConfig
+from tasks.core.config import TrackingConfig
 from tasks.tracking import (
     CACHE_STAMP,
     connect,

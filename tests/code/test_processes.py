@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tasks.errors import ReviewflowError
-from tasks.processes import Slots, in_own_process, start_process_server
+from tasks.core.errors import ReviewflowError
+from tasks.core.processes import Slots, in_own_process, start_process_server
 
 
 def double_and_log(value: int) -> int:

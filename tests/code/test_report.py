@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from flows.cli import format_table
-from tasks.evaluate import classification_metrics
-from tasks.prepare import split_for_training
-from tasks.records import Evaluation, TrainedModel
-from tasks.report import CHECKS, checks_markdown, comparison_markdown, comparison_table, flatten, records, verdict
+from tasks.stages.evaluate import classification_metrics
+from tasks.stages.prepare import split_for_training
+from tasks.core.records import Evaluation, TrainedModel
+from tasks.stages.record import CHECKS, checks_markdown, comparison_markdown, comparison_table, flatten, records, verdict
 from tasks.tracking import Tracking
 
 
@@ -133,8 +133,8 @@ def _seed(architecture: str, seed: int, test_accuracy: float, validation_accurac
 
 
 def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_one_is_picked_on_validation():
-    from tasks.config import TrainConfig
-    from tasks.seeds import best_seeds, seed_settings, seed_summary
+    from tasks.core.config import TrainConfig
+    from tasks.stages.seeds import best_seeds, seed_settings, seed_summary
 
     assert [(s.seed, s.seeds) for s in seed_settings(TrainConfig(seed=7, seeds=3))] == [(7, 1), (8, 1), (9, 1)]
     every_seed = [_seed("rnn", 42, 0.80, 0.79, 30), _seed("rnn", 43, 0.84, 0.78, 50), _seed("rnn", 44, 0.82, 0.81, 40),
@@ -155,7 +155,7 @@ def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_on
 
 
 def test_the_seeds_table_is_shown_only_when_some_architecture_has_several():
-    from tasks.report import seeds_markdown
+    from tasks.stages.record import seeds_markdown
 
     assert seeds_markdown([_seed("rnn", 42, 0.8, 0.8)]) == ""
     shown = seeds_markdown([_seed("rnn", 42, 0.8, 0.79), _seed("rnn", 43, 0.84, 0.78)])

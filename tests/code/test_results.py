@@ -4,10 +4,10 @@ import statistics
 
 import pytest
 
-from tasks.config import flatten, load_config
-from tasks.errors import ReviewflowError
-from tasks.records import ModelRun, TrainingRun
-from tasks.results import (
+from tasks.core.config import flatten, load_config
+from tasks.core.errors import ReviewflowError
+from tasks.core.records import ModelRun, TrainingRun
+from tasks.report import (
     ABSENT,
     ablation,
     change_label,

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import files
-from tasks.errors import ReviewflowError
-from tasks.records import FileOutcome
+from tasks.core import files
+from tasks.core.errors import ReviewflowError
+from tasks.core.records import FileOutcome
 from tasks.scoring.core import Limits, score_file, score_inbox
 from tasks.scoring.discovery import find_review_files
 

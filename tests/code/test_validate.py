@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.config import ValidationConfig
-from tasks.errors import ReviewflowError
-from tasks.records import ValidationReport
-from tasks.validate import check_reviews, validate_reviews
+from tasks.core.config import ValidationConfig
+from tasks.core.errors import ReviewflowError
+from tasks.core.records import ValidationReport
+from tasks.stages.validate import check_reviews, validate_reviews
 
 RULES = ValidationConfig(min_rows_per_split=100)
 ROWS_PER_SPLIT = 200

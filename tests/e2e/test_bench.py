@@ -10,9 +10,9 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from flows.bench import EXPERIMENT, Sizes, bench, bench_markdown, table
+from tasks.bench.run import EXPERIMENT, Sizes, bench, bench_markdown, table
 from models.architectures import RECURRENT
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e

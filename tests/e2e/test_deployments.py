@@ -24,10 +24,10 @@ from prefect.client.schemas.filters import (
 )
 
 from models.architectures import ARCHITECTURES, SCORING_MODELS
-from flows.servers import free_port
+from tasks.core.servers import free_port
 from flows.stack import up
-from tasks.config import Config
-from tasks.errors import ReviewflowError
+from tasks.core.config import Config
+from tasks.core.errors import ReviewflowError
 
 pytestmark = pytest.mark.e2e
 CHILD_RUNS = ["rnn-100", "birnn-100", "bigru-100", "bilstm-2494", "baseline-tfidf", "ensemble-stacked"]
@@ -188,7 +188,7 @@ def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path, imdb_archi
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
     env.update(PREFECT_HOME=str(tmp_path / "client-home"), REVIEWFLOW_DATA=str(imdb_archive))
     code = (
-        "import flows, sys; from flows.stack import up; from tasks.config import Config; "
+        "import flows, sys; from flows.stack import up; from tasks.core.config import Config; "
         f"sys.exit(up(Config(), '127.0.0.1', {mlflow_port}, {prefect_port}))"
     )
     output, api = tmp_path / "up.out", f"http://127.0.0.1:{prefect_port}/api"
@@ -210,7 +210,7 @@ def test_up_serves_both_uis_and_sigterm_stops_every_process(tmp_path, imdb_archi
         # A smoke training, stopped once its trainings run in worker processes of the flow run's process.
         _post(f"{api}/deployments/{train['id']}/create_flow_run", {"parameters": {"profile": "smoke"}})
         def training() -> bool:
-            # The workers are forks of the fork server (tasks.processes), which shares their command line.
+            # The workers are forks of the fork server (tasks.core.processes), which shares their command line.
             return sum("forkserver" in row[2] for row in _descendants(process.pid).values()) >= 3
 
         _wait(lambda: process.poll() is not None or training(), 600)

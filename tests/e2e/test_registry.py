@@ -3,7 +3,7 @@
 import pytest
 from mlflow import MlflowClient
 
-from tasks.config import Config, tracking_settings
+from tasks.core.config import Config, tracking_settings
 from tasks.tracking import apply_champion_gate, connect
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from flows.servers import free_port
+from tasks.core.servers import free_port
 from models.architectures import RECURRENT
-from tasks.config import flatten, load_config
+from tasks.core.config import flatten, load_config
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e

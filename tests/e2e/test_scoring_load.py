@@ -16,8 +16,8 @@ pytestmark = pytest.mark.e2e
 
 # One scheduled run of the `score` flow over the inbox, as the deployment starts it.
 SCORE_INBOX = (
-    "import json, sys, flows; from flows.servers import prefect_api; from flows.scoring import score; "
-    "from tasks.config import ScoringConfig\n"
+    "import json, sys, flows; from tasks.core.servers import prefect_api; from flows.scoring import score; "
+    "from tasks.core.config import ScoringConfig\n"
     "with prefect_api():\n"
     "    rows = score(scoring=ScoringConfig(inbox=sys.argv[1], output_dir=sys.argv[2], archive_dir=sys.argv[3], chunk_size=7))\n"
     "print(json.dumps(rows))"

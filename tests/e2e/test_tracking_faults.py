@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from flows.servers import free_port, start_mlflow_server
+from tasks.core.servers import free_port, start_mlflow_server
 
 pytestmark = pytest.mark.e2e
 

@@ -66,7 +66,7 @@ def test_bad_input_gives_one_line(workdir, args, message):
 
 
 def test_unreachable_tracking_server_stops_the_run_before_any_data_is_read(workdir):
-    from flows.servers import free_port
+    from tasks.core.servers import free_port
 
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     result = run_cli(["train", "--profile", "smoke"], env={"MLFLOW_TRACKING_URI": f"http://reader:s3cret@{address}"}, cwd=workdir)
@@ -108,7 +108,7 @@ def test_task_runner_follows_the_config():
     from prefect_dask import DaskTaskRunner
 
     from flows.training import task_runner
-    from tasks.config import load_config
+    from tasks.core.config import load_config
 
     assert isinstance(task_runner(load_config("smoke"), 2), ThreadPoolTaskRunner)  # each task starts its own process
     local = task_runner(load_config("smoke", ["train.task_runner=dask"]), 2)

@@ -15,8 +15,8 @@ import pytest
 from models.baseline import BaselineClassifier
 from models.behaviour import run_suite
 from models.robustness import altered_accuracies, stratified_sample
-from tasks.config import DataConfig
-from tasks.ingest import ingest_reviews
+from tasks.core.config import DataConfig
+from tasks.stages.ingest import ingest_reviews
 
 REVIEWS_PER_SPLIT = 5000
 TEST_REVIEWS = 2000  # a stratified sample of the test split, for the altered copies

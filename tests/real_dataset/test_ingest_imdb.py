@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.config import DataConfig
-from tasks.ingest import review_folders, ingest_reviews
-from tasks.records import ReviewTable
-from tasks.schema import COLUMNS
+from tasks.core.config import DataConfig
+from tasks.stages.ingest import review_folders, ingest_reviews
+from tasks.core.records import ReviewTable
+from tasks.core.schema import COLUMNS
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

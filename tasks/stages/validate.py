@@ -6,7 +6,7 @@ unique review ids are checked on that split's rows only, for both splits even wh
 rows. The result goes to `<report_dir>/validation.json` and to a Data Docs site kept by a
 file-backed GX project in `<report_dir>/gx/`; reruns in the same folder update that project.
 
-Great Expectations runs through `tasks.expectations`, which imports it only when needed.
+Great Expectations runs through `tasks.core.expectations`, which imports it only when needed.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from prefect import task
 
-from tasks.caching import reused, validate_inputs_key
-from tasks.config import ValidationConfig
-from tasks.errors import ReviewflowError
-from tasks.expectations import import_gx, readable, run_suite
-from tasks.files import write_json
-from tasks.records import ValidationReport
-from tasks.schema import COLUMNS, SPLITS
+from tasks.core.caching import reused, validate_inputs_key
+from tasks.core.config import ValidationConfig
+from tasks.core.errors import ReviewflowError
+from tasks.core.expectations import import_gx, readable, run_suite
+from tasks.core.files import write_json
+from tasks.core.records import ValidationReport
+from tasks.core.schema import COLUMNS, SPLITS
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation

@@ -27,7 +27,7 @@ from pydantic import (
 
 from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN, RECURRENT, SCORING_MODELS
 from models.baseline import BaselineSettings
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 
 OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 Profile = Literal["smoke", "default"]

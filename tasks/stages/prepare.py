@@ -13,9 +13,9 @@ from sklearn.model_selection import train_test_split
 
 from models.batching import Sequences
 from models.text import Vocabulary, truncate
-from tasks.caching import file_digest, prepare_inputs_key, prepared_fingerprint, reused
-from tasks.config import PrepareConfig
-from tasks.records import PreparedData
+from tasks.core.caching import file_digest, prepare_inputs_key, prepared_fingerprint, reused
+from tasks.core.config import PrepareConfig
+from tasks.core.records import PreparedData
 
 log = logging.getLogger("reviewflow")
 

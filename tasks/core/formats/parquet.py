@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.formats.base import Chunk, Format, Layout, TableWriter, id_column
-from tasks.schema import TEXT
+from tasks.core.formats.base import Chunk, Format, Layout, TableWriter, id_column
+from tasks.core.schema import TEXT
 
 
 class Parquet(Format):

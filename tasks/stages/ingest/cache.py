@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow
 
-from tasks.errors import ReviewflowError, one_line
-from tasks.files import atomic_write, remove_stale_temporaries
-from tasks.ingest import splits
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.files import atomic_write, remove_stale_temporaries
+from tasks.stages.ingest import splits
 
 log = logging.getLogger("reviewflow")
 

@@ -31,10 +31,10 @@ from pydantic import BaseModel
 
 from models.architectures import ENSEMBLE, run_name
 from models.classifiers import is_baseline, load_classifier
-from tasks.config import PROFILES, TrackingConfig
-from tasks.errors import ReviewflowError, one_line, redacted
-from tasks.files import remove, remove_stale_temporaries, temporary_sibling
-from tasks.records import ModelRun, TrainingRun
+from tasks.core.config import PROFILES, TrackingConfig
+from tasks.core.errors import ReviewflowError, one_line, redacted
+from tasks.core.files import remove, remove_stale_temporaries, temporary_sibling
+from tasks.core.records import ModelRun, TrainingRun
 
 log = logging.getLogger("reviewflow")
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")

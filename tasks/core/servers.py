@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

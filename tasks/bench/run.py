@@ -22,17 +22,17 @@ from typing import Any
 
 import pandas as pd
 
-from flows.servers import free_port, start_mlflow_server
+from tasks.core.servers import free_port, start_mlflow_server
 from flows.stack import start_prefect_server
 from models.architectures import RECURRENT
 from tasks.bench import overhead as overhead_bench
 from tasks.bench import scoring as scoring_bench
 from tasks.bench import training as training_bench
 from tasks.bench.sides import Figure
-from tasks.config import Config, DataConfig, ScoringConfig, TrackingConfig, tracking_settings
-from tasks.errors import ReviewflowError, one_line
-from tasks.files import atomic_write, write_json
-from tasks.results import replace_between_markers
+from tasks.core.config import Config, DataConfig, ScoringConfig, TrackingConfig, tracking_settings
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.files import atomic_write, write_json
+from tasks.report import replace_between_markers
 from tasks.tracking import MODELS_PACKAGE, connect, redacted
 
 log = logging.getLogger("reviewflow")
@@ -127,8 +127,8 @@ def _read(path: Path) -> str:
 
 
 def run_benchmarks(names: list[str], sizes: Sizes, work: Path, threads: int | None = None) -> dict[str, Figure]:
-    from tasks.ingest import ingest_reviews
-    from tasks.prepare import prepare_sequences
+    from tasks.stages.ingest import ingest_reviews
+    from tasks.stages.prepare import prepare_sequences
 
     # The project's download and Parquet cache: the dataset is read from its archive once, not per bench.
     data = {"reviews_per_split": sizes.reviews_per_split, "cache_dir": str(DataConfig().cache_dir.resolve())}

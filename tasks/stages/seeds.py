@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from tasks.config import TrainConfig
-from tasks.records import Evaluation
+from tasks.core.config import TrainConfig
+from tasks.core.records import Evaluation
 
 SELECTION_METRIC = "validation_accuracy"  # what picks the seed that is registered
 

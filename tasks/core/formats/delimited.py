@@ -10,8 +10,8 @@ from typing import Any, BinaryIO
 import pandas as pd
 import pyarrow as pa
 
-from tasks.formats.base import Chunk, Format, Layout, TableWriter, decode, id_column
-from tasks.schema import TEXT
+from tasks.core.formats.base import Chunk, Format, Layout, TableWriter, decode, id_column
+from tasks.core.schema import TEXT
 
 
 class Delimited(Format):

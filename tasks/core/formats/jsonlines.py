@@ -11,8 +11,8 @@ from typing import Any, BinaryIO
 import pandas as pd
 import pyarrow as pa
 
-from tasks.formats.base import MISSING, Chunk, Format, FormatError, Layout, TableWriter, decode, id_column
-from tasks.schema import ID_COLUMNS, TEXT
+from tasks.core.formats.base import MISSING, Chunk, Format, FormatError, Layout, TableWriter, decode, id_column
+from tasks.core.schema import ID_COLUMNS, TEXT
 
 
 def records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:

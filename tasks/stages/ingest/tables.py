@@ -1,4 +1,4 @@
-"""Labeled tables (any format in `tasks.formats`) mapped onto the dataset's columns."""
+"""Labeled tables (any format in `tasks.core.formats`) mapped onto the dataset's columns."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.errors import ReviewflowError
-from tasks.formats import Format, FormatError
-from tasks.ingest.splits import stratified_split
+from tasks.core.errors import ReviewflowError
+from tasks.core.formats import Format, FormatError
+from tasks.stages.ingest.splits import stratified_split
 
 LABEL_WORDS = {"pos": "1", "positive": "1", "true": "1", "neg": "0", "negative": "0", "false": "0"}
 

@@ -27,12 +27,12 @@ from models.behaviour import run_suite
 from models.classifiers import load_classifier
 from models.robustness import altered_accuracies, stratified_sample
 from models.sentiment import SentimentClassifier
-from tasks.caching import evaluate_inputs_key, reused
-from tasks.config import EvaluationConfig
-from tasks.processes import in_own_process
-from tasks.records import Evaluation, Predictions, PreparedData, TrainedModel
+from tasks.core.caching import evaluate_inputs_key, reused
+from tasks.core.config import EvaluationConfig
+from tasks.core.processes import in_own_process
+from tasks.core.records import Evaluation, Predictions, PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
-from tasks.train import limit_threads
+from tasks.stages.train import limit_threads
 
 log = logging.getLogger("reviewflow")
 
@@ -178,7 +178,7 @@ def roc_plot(labels: np.ndarray, probabilities: np.ndarray) -> plt.Figure:
 def evaluate_in_own_process(
     trained: TrainedModel, prepared: PreparedData, tracking: Tracking, threads: int, settings: EvaluationConfig
 ) -> Evaluation:
-    """`evaluate_model` in a process of its own, like the training (see tasks.processes)."""
+    """`evaluate_model` in a process of its own, like the training (see tasks.core.processes)."""
     return in_own_process(evaluate_model, trained.name, trained, prepared, tracking, threads, settings, cost=evaluation_cost(trained, prepared))
 
 

@@ -12,10 +12,10 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from tasks.errors import ReviewflowError, one_line
-from tasks.formats import FormatError
-from tasks.formats.base import utf8
-from tasks.schema import COLUMNS, SPLITS
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.formats import FormatError
+from tasks.core.formats.base import utf8
+from tasks.core.schema import COLUMNS, SPLITS
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"

@@ -19,10 +19,10 @@ from prefect.cache_policies import NO_CACHE
 
 from models.architectures import ENSEMBLE, run_name
 from models.ensemble import Stacker
-from tasks.config import EnsembleConfig
-from tasks.evaluate import record_evaluation
-from tasks.records import Evaluation, Predictions, Registration, TrainedModel
-from tasks.register import INPUT_EXAMPLE
+from tasks.core.config import EnsembleConfig
+from tasks.stages.evaluate import record_evaluation
+from tasks.core.records import Evaluation, Predictions, Registration, TrainedModel
+from tasks.stages.register import INPUT_EXAMPLE
 from tasks.tracking import (
     ENSEMBLE_SPEC as SPEC_FILE,
     GATE_METRIC,

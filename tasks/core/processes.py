@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from tasks.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError
 
 log = logging.getLogger("reviewflow")
 Result = TypeVar("Result")
@@ -35,7 +35,7 @@ GATHER_S = 2.0
 # by a fork server; each process then starts as a fork of it, ready to work. Forked from that server, which
 # does nothing else, never from this process: this one runs Prefect's threads, and a fork copies the locks
 # they hold. A module that fails to import there is imported by the process that needs it.
-PRELOADED = ["tasks.train", "tasks.evaluate", "tasks.baseline"]
+PRELOADED = ["tasks.stages.train", "tasks.stages.evaluate", "tasks.stages.baseline"]
 _running: set[multiprocessing.process.BaseProcess] = set()
 
 

@@ -16,10 +16,10 @@ from sklearn import metrics as skm
 
 from models.architectures import BASELINE, run_name
 from models.baseline import BaselineClassifier
-from tasks.caching import baseline_inputs_key, reused
-from tasks.config import BaselineConfig
-from tasks.processes import in_slot
-from tasks.records import PreparedData, TrainedModel
+from tasks.core.caching import baseline_inputs_key, reused
+from tasks.core.config import BaselineConfig
+from tasks.core.processes import in_slot
+from tasks.core.records import PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")

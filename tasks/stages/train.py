@@ -16,10 +16,10 @@ from models.batching import batch_count
 from models.optimizers import FusedAdam
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
-from tasks.caching import reused, train_inputs_key
-from tasks.config import HOW_TRAININGS_RUN, TrainConfig
-from tasks.processes import in_own_process
-from tasks.records import PreparedData, TrainedModel
+from tasks.core.caching import reused, train_inputs_key
+from tasks.core.config import HOW_TRAININGS_RUN, TrainConfig
+from tasks.core.processes import in_own_process
+from tasks.core.records import PreparedData, TrainedModel
 from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.records import Evaluation, Registration
+from tasks.core.records import Evaluation, Registration
 from tasks.tracking import GATE_METRIC, Tracking, apply_champion_gate, log_and_register, registered_name
 
 log = logging.getLogger("reviewflow")

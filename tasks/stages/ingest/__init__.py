@@ -5,7 +5,7 @@ The table has exactly COLUMNS, sorted by (split, review_id), and is cached under
 instead of parsing again. Only this table's path travels on to the other tasks.
 
 The package: `download` (URLs), `review_folders` (the archive and the extracted folder), `tables`
-(labeled tables in any of `tasks.formats`), `splits` (seeded splits and subsets), `cache`.
+(labeled tables in any of `tasks.core.formats`), `splits` (seeded splits and subsets), `cache`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 
-from tasks.caching import ingest_inputs_key, reused
-from tasks.config import DataConfig
-from tasks.errors import ReviewflowError, one_line
-from tasks.formats import SUFFIXES, Format, format_of
-from tasks.ingest import review_folders, cache, download, tables
-from tasks.records import ReviewTable
-from tasks.schema import COLUMNS
+from tasks.core.caching import ingest_inputs_key, reused
+from tasks.core.config import DataConfig
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.formats import SUFFIXES, Format, format_of
+from tasks.stages.ingest import review_folders, cache, download, tables
+from tasks.core.records import ReviewTable
+from tasks.core.schema import COLUMNS
 
 log = logging.getLogger("reviewflow")
 

@@ -12,7 +12,7 @@ A key is made of file digests and settings, never of arrays or models:
 Every key also holds the code version: a digest of the `.py` files of `models/` and `tasks/`.
 
 Results are kept as JSON (never pickle) under `<data.cache_dir>/results`, one file per key, and
-only records of `tasks.records` are read back. Before Prefect looks a key up, an entry that
+only records of `tasks.core.records` are read back. Before Prefect looks a key up, an entry that
 cannot be used is dropped, so the task runs again: one whose files (a table, a model folder)
 are gone, or one not written by this module (Prefect would otherwise load whatever
 serializer the file names, pickle included).
@@ -36,7 +36,7 @@ from prefect.filesystems import LocalFileSystem
 from prefect.serializers import JSONSerializer
 from pydantic import BaseModel
 
-from tasks.config import (
+from tasks.core.config import (
     HOW_TRAININGS_RUN,
     BaselineConfig,
     Config,
@@ -46,7 +46,7 @@ from tasks.config import (
     TrainConfig,
     ValidationConfig,
 )
-from tasks.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
+from tasks.core.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
 log = logging.getLogger("reviewflow")
 
@@ -62,7 +62,7 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, TrainedModel, Evaluation)
 }
 RECORD_SERIALIZER = JSONSerializer(
-    object_encoder="tasks.caching.encode_record", object_decoder="tasks.caching.decode_record"
+    object_encoder="tasks.core.caching.encode_record", object_decoder="tasks.core.caching.decode_record"
 )
 
 
@@ -259,7 +259,7 @@ def results_dir(data: DataConfig) -> Path:
 
 
 def encode_record(value: Any) -> Any:
-    """JSON for a record of tasks.records (the only values the cached tasks return)."""
+    """JSON for a record of tasks.core.records (the only values the cached tasks return)."""
     if isinstance(value, BaseModel) and RECORD_TYPES.get(type(value).__name__) is type(value):
         return {"__record__": type(value).__name__, "data": value.model_dump(mode="json")}
     raise TypeError(f"{type(value).__name__} is not a record that can be kept for reuse")

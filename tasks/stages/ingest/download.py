@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from tasks.errors import ReviewflowError, one_line
-from tasks.files import atomic_write, remove_stale_temporaries
+from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.files import atomic_write, remove_stale_temporaries
 
 log = logging.getLogger("reviewflow")
 

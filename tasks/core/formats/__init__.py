@@ -7,10 +7,10 @@ FORMATS; a compressed variant is an existing format with `compressed=True`.
 
 from __future__ import annotations
 
-from tasks.formats.base import MISSING, Fingerprint, Format, FormatError, Layout, TableWriter, Utf8Check
-from tasks.formats.delimited import Delimited
-from tasks.formats.jsonlines import JsonLines
-from tasks.formats.parquet import Parquet
+from tasks.core.formats.base import MISSING, Fingerprint, Format, FormatError, Layout, TableWriter, Utf8Check
+from tasks.core.formats.delimited import Delimited
+from tasks.core.formats.jsonlines import JsonLines
+from tasks.core.formats.parquet import Parquet
 
 FORMATS: tuple[Format, ...] = (
     Delimited(".csv", ","),

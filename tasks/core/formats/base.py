@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 import pandas as pd
 import pyarrow as pa
 
-from tasks.errors import one_line
-from tasks.schema import ID_COLUMNS
+from tasks.core.errors import one_line
+from tasks.core.schema import ID_COLUMNS
 
 BLOCK = 1 << 20
 MISSING = object()  # a record without a `text` field (only JSON lines can lack one)

@@ -1,0 +1,1 @@
+"""The MLflow model registry: registering versions, the champion gate, aliases."""
