@@ -11,10 +11,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
-from tasks.core.servers import prefect_api
 from models.architectures import SCORING_MODELS
 from tasks.core.config import PROFILES, ScoringConfig, describe_validation_error, load_config
 from tasks.core.errors import ReviewflowError, interrupted, one_line
+from tasks.core.servers import prefect_api
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +105,7 @@ def run_up(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.profile, [*args.overrides, *(["reuse=false"] if args.fresh else [])])
     from flows.training import train
-    from tasks.stages.record import CHECKS
+    from tasks.stages.compare import CHECKS
 
     _expected_errors_in_one_line()
     with prefect_api():

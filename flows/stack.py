@@ -17,13 +17,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.deployments import SCORE, TRAIN
-from tasks.core.servers import ManagedServer, check_port_free, signal_group, start_mlflow_server
 from tasks.core.config import Config, tracking_settings
 from tasks.core.errors import ReviewflowError
+from tasks.core.servers import ManagedServer, check_port_free, prefect_server, signal_group, start_mlflow_server
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
 
@@ -48,7 +48,7 @@ def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect
                 started.append(mlflow)
             prefect.wait_healthy(timeout=300)
             api_url = f"{prefect.url}/api"
-            since = datetime.now(timezone.utc)
+            since = datetime.now(UTC)
             with signals.deferred():
                 served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log")
                 started.append(served)
@@ -95,32 +95,8 @@ def embedded_store_dir(config: Config) -> Path:
     return database.parent
 
 
-def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
-    """`prefect server start` on its own SQLite database in `home` (started, not yet answering)."""
-    check_port_free(host, port, "the Prefect server")
-    home = home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    url = f"http://{host}:{port}"
-    env = {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        # The UI asks the API at PREFECT_UI_API_URL, which otherwise comes from PREFECT_API_URL
-        # or PREFECT_SERVER_API_HOST/PORT, not from --host/--port.
-        "PREFECT_API_URL": f"{url}/api",
-        "PREFECT_UI_API_URL": f"{url}/api",
-        "PREFECT_SERVER_API_HOST": host,
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-    }
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
-    return ManagedServer("Prefect server", command, url, "/api/health", home / "server.log", env=env)
 
 
-def start_prefect_server(home: Path, host: str, port: int, timeout: float = 300) -> ManagedServer:
-    """A Prefect server on `home`'s SQLite database, answering its health check."""
-    server = prefect_server(home, host, port)
-    server.wait_healthy(timeout=timeout)
-    return server
 
 
 class ServedDeployments(ManagedServer):
@@ -186,9 +162,9 @@ def _last_line(path: Path) -> str:
 
 def _parse_time(value: str | None) -> datetime:
     try:
-        return datetime.fromisoformat(value) if value else datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(value) if value else datetime.min.replace(tzinfo=UTC)
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
 
 
 class _Stop(BaseException):

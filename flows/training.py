@@ -9,38 +9,38 @@ always run.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
 from prefect.futures import PrefectWrappedFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from models.architectures import BASELINE, RECURRENT, run_name
-from tasks.stages.baseline import train_baseline_task
+from models.architectures import BASELINE, RECURRENT
 from tasks.core.caching import for_run
 from tasks.core.config import Config, Profile
-from tasks.stages.ensemble import fit_ensemble_task, register_ensemble_task
 from tasks.core.errors import ReviewflowError, interrupted, one_line
+from tasks.core.processes import available_cores, process_slots, start_process_server, stop_running, threads_per_training
+from tasks.core.records import Evaluation, Failure, PreparedData, TrainingJob
+from tasks.stages.baseline import train_baseline_task
+from tasks.stages.compare import publish_comparison_task
+from tasks.stages.ensemble import fit_ensemble_task, register_ensemble_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.ingest import ingest_task
 from tasks.stages.prepare import prepare_task
-from tasks.core.processes import process_slots, start_process_server, stop_running
-from tasks.core.records import Evaluation, Failure, PreparedData
-from tasks.stages.seeds import best_seeds, seed_settings
-from tasks.stages.register import register_task
 from tasks.stages.record import (
     close_training_run,
     close_training_run_task,
     open_training_run_task,
-    publish_comparison_task,
     record_data_task,
     record_reuse_task,
     record_vocabulary_task,
 )
-from tasks.tracking import Tracking
-from tasks.stages.train import available_cores, threads_per_training, train_task, training_cost
+from tasks.stages.register import register_task
+from tasks.stages.seeds import best_seeds
+from tasks.stages.train import train_task, training_jobs
 from tasks.stages.validate import validate_task
+from tasks.tracking import Tracking
 
 
 def _flow_run_name() -> str:
@@ -56,7 +56,7 @@ def _flow_run_name() -> str:
 def train(config: Config | None = None, profile: Profile | None = None) -> list[dict]:
     """Train, evaluate and register the configured architectures; returns the comparison table."""
     config = resolve_config(config, profile)
-    run_name = f"{config.profile}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    run_name = f"{config.profile}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     # Absolute: kept results name these folders, and a later run may start somewhere else.
     run_dir = config.output_dir.resolve() / run_name
     tracking = open_training_run_task(config, run_name)
@@ -75,8 +75,10 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         seq_lens = [config.train.seq_len[a] for a in config.train.architectures if a in RECURRENT]
         prepared = for_run(prepare_task, config)(table.path, config.prepare, seq_lens, config.train.seed, run_dir / "prepared")
         record_vocabulary_task(tracking, prepared)
+        jobs = training_jobs(config, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
-        outcomes = train_models.with_options(task_runner=task_runner(config, workers))(config, prepared, tracking, workers, run_dir / "models")
+        runner = task_runner(config, workers, len(jobs))
+        outcomes = train_models.with_options(task_runner=runner)(jobs, config, prepared, tracking, workers, run_dir / "models")
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         chosen = best_seeds(evaluations)  # one per architecture, picked on validation
@@ -100,42 +102,33 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 
 @flow(name="train-models")
 def train_models(
-    config: Config, prepared: PreparedData, tracking: Tracking, workers: int, models_dir: Path
+    jobs: list[TrainingJob], config: Config, prepared: PreparedData, tracking: Tracking, workers: int, models_dir: Path
 ) -> list[Evaluation | Failure]:
-    """Each architecture and seed (the baseline too, once) trains and is evaluated as its own task, concurrently on
-    the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached).
+    """Each training job (each architecture and seed; the baseline once) trains and is evaluated as its own task, concurrently
+    on the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached).
 
     With the process runner, every task has a thread, and `workers` slots decide which run: a task waiting
     for its input holds none, and the costliest waiting work starts first (tasks.core.processes.Slots).
     """
-    with process_slots(workers, expected=trainings(config)):  # the trainings ask first; no need to wait for more
-        return _train_and_evaluate(config, prepared, tracking, threads_per_training(workers), models_dir)
+    with process_slots(workers, expected=len(jobs)):  # the trainings ask first; no need to wait for more
+        return _train_and_evaluate(jobs, config, prepared, tracking, threads_per_training(workers), models_dir)
 
 
-def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> list[Evaluation | Failure]:
-    train, evaluate = for_run(train_task, config), for_run(evaluate_task, config)
-    submitted, position = {}, {}
+def _train_and_evaluate(
+    jobs: list[TrainingJob], config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
+) -> list[Evaluation | Failure]:
+    train, train_baseline, evaluate = (for_run(t, config) for t in (train_task, train_baseline_task, evaluate_task))
+    submitted = {}
     # Costliest first: the first trainings take the free slots before any queue forms.
-    costs = {
-        a: 0.0 if a == BASELINE else training_cost(a, config.train.seq_len[a], prepared, config.train.for_architecture(a))
-        for a in config.train.architectures
-    }
-    for architecture in sorted(costs, key=costs.get, reverse=True):
-        if architecture == BASELINE:
-            trainings = {run_name(BASELINE): for_run(train_baseline_task, config).submit(prepared, config.baseline, tracking, models_dir)}
+    for job in sorted(jobs, key=lambda j: j.cost, reverse=True):
+        if job.architecture == BASELINE:
+            trained = train_baseline.submit(prepared, config.baseline, tracking, models_dir)
         else:
-            seq_len, several = config.train.seq_len[architecture], config.train.seeds > 1
-            trainings = {
-                run_name(architecture, seq_len, settings.seed if several else None):
-                    train.submit(architecture, seq_len, prepared, settings, tracking, threads, models_dir, several)
-                for settings in seed_settings(config.train.for_architecture(architecture))
-            }  # fmt: skip
-        for name, trained in trainings.items():
-            submitted[name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
-            position[name] = config.train.architectures.index(architecture)
+            trained = train.submit(job, prepared, tracking, threads, models_dir)
+        submitted[job.name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
     try:
-        # In the configured order of architectures (the comparison's rows), whatever order they started in.
-        return [outcome(name, *submitted[name]) for name in sorted(submitted, key=position.get)]
+        # In the jobs' order (the configured order of architectures: the comparison's rows), whatever order they started in.
+        return [outcome(job.name, *submitted[job.name]) for job in jobs]
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM, a cancelled run): nothing more starts and the trainings
         # stop now, rather than the task runner waiting for each to finish its model.
@@ -143,11 +136,6 @@ def _train_and_evaluate(config: Config, prepared: PreparedData, tracking: Tracki
             future.wrapped_future.cancel()
         stop_running()
         raise
-
-
-def trainings(config: Config) -> int:
-    """Models one run trains: one per architecture and seed, the baseline once."""
-    return sum(1 if a == BASELINE else config.train.seeds for a in config.train.architectures)
 
 
 def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedFuture) -> Evaluation | Failure:
@@ -163,12 +151,12 @@ def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedF
     return evaluated.result()
 
 
-def task_runner(config: Config, workers: int) -> TaskRunner:
+def task_runner(config: Config, workers: int, trainings: int) -> TaskRunner:
     """Processes on this machine (threads that each start a process per task: see tasks.core.processes),
     or a Dask cluster (local, or an existing one by address)."""
     if config.train.task_runner == "process":
         # A thread per task (a training and an evaluation per model and seed): the slots, not the threads, limit the work.
-        return ThreadPoolTaskRunner(max_workers=2 * trainings(config))
+        return ThreadPoolTaskRunner(max_workers=2 * trainings)
     from prefect_dask import DaskTaskRunner
 
     if config.train.dask_address:

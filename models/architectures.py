@@ -8,6 +8,7 @@ the others' probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,6 +37,32 @@ def run_name(architecture: str, seq_len: int | None = None, seed: int | None = N
     return name if seed is None else f"{name}-seed{seed}"
 
 
+# Each architecture's recurrent layers, first to last: the cell, and per layer (bidirectional, return_sequences).
+RECURRENT_LAYERS = {
+    "rnn": ("SimpleRNN", [(False, False)]),
+    "birnn": ("SimpleRNN", [(True, True), (True, False)]),
+    "bigru": ("GRU", [(True, True), (True, False)]),
+    "bilstm": ("LSTM", [(True, False)]),
+}
+
+
+def recurrent_layers(
+    architecture: str, units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0
+) -> Iterator[tuple[keras.layers.Layer, bool]]:
+    """The architecture's recurrent layers, first to last, each with whether it runs both ways.
+
+    Made one at a time as the caller asks: under a fixed seed, the order layers are made in (each
+    with its wrapper) decides which initial weights each gets.
+    """
+    from keras import layers
+
+    if architecture not in RECURRENT_LAYERS:
+        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
+    cell, stack = RECURRENT_LAYERS[architecture]
+    for both, sequences in stack:
+        yield getattr(layers, cell)(units, return_sequences=sequences, dropout=dropout, recurrent_dropout=recurrent_dropout), both
+
+
 def build_model(
     architecture: str,
     vocab_size: int,
@@ -44,48 +71,40 @@ def build_model(
     spatial_dropout: float = 0.0,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
-    read_padding: bool = False,
 ) -> keras.Model:
     """An uncompiled classifier whose output is the probability that a review is positive.
 
     The dropouts are training practice, not architecture: at prediction they do nothing, and
     the layers and their sizes stay the notebook's. The recurrent layers read each row up to its
-    last real token (models/recurrent.py), which is what masking the padding gives, cheaper;
-    `read_padding=True` is the notebook's own way (its recurrent layers read the padding as
-    words): benchmarks compare against it.
+    last real token (models/recurrent.py), which is what masking the padding gives, cheaper.
     """
     # Imported here: reading the names above must not cost TensorFlow's four-second import.
     import keras
     from keras import layers
 
-    drop = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
-    cell = {"rnn": layers.SimpleRNN, "birnn": layers.SimpleRNN, "bigru": layers.GRU, "bilstm": layers.LSTM}
-    # (bidirectional, return_sequences) of each recurrent layer, first to last
-    stack = {"rnn": [(False, False)], "birnn": [(True, True), (True, False)], "bigru": [(True, True), (True, False)], "bilstm": [(True, False)]}
-    if architecture not in stack:
-        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(RECURRENT)})")
+    from models.recurrent import PaddedRecurrent, TokenCounts
+
     # The recurrent layers are made first: the order layers are made in decides, under a fixed
     # seed, which initial weights each gets, and so the metrics a seed gives.
-    if not read_padding:
-        from models.recurrent import PaddedRecurrent, TokenCounts
-
-        middle = [
-            PaddedRecurrent(cell[architecture](units, **drop), bidirectional=both, return_sequences=sequences, name=f"recurrent_{i}")
-            for i, (both, sequences) in enumerate(stack[architecture])
-        ]
-    else:
-        def plain(both: bool, sequences: bool) -> keras.layers.Layer:
-            layer = cell[architecture](units, return_sequences=sequences, **drop)
-            return layers.Bidirectional(layer) if both else layer
-
-        middle = [plain(*s) for s in stack[architecture]]
+    middle = [
+        PaddedRecurrent(cell, bidirectional=both, return_sequences=cell.return_sequences, name=f"recurrent_{i}")
+        for i, (cell, both) in enumerate(recurrent_layers(architecture, units, dropout, recurrent_dropout))
+    ]
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(tokens)
     if spatial_dropout:
         x = layers.SpatialDropout1D(spatial_dropout, name="spatial_dropout")(x)
-    lengths = None if read_padding else TokenCounts(name="lengths")(tokens)
+    lengths = TokenCounts(name="lengths")(tokens)
     for layer in middle:
-        x = layer(x) if read_padding else layer([x, lengths])
+        x = layer([x, lengths])
+    return classifier_head(tokens, x, architecture)
+
+
+def classifier_head(tokens: keras.KerasTensor, x: keras.KerasTensor, architecture: str) -> keras.Model:
+    """The notebook's head on the recurrent layers' output: `Dense(64, relu)`, then `Dense(1, sigmoid)` = P(positive)."""
+    import keras
+    from keras import layers
+
     x = layers.Dense(64, activation="relu", name="dense")(x)
     probability = layers.Dense(1, activation="sigmoid", name="positive")(x)
     return keras.Model(tokens, probability, name=architecture)

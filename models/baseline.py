@@ -54,7 +54,7 @@ class BaselineClassifier:
         self._counts = _count_vectorizer({term: i for i, term in enumerate(terms)}, settings.ngram_range)
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: np.ndarray, settings: BaselineSettings = BaselineSettings()) -> "BaselineClassifier":
+    def fit(cls, texts: Sequence[str], labels: np.ndarray, settings: BaselineSettings = BaselineSettings()) -> BaselineClassifier:
         """Fit the TF-IDF vocabulary and weights on `texts` and the logistic regression on their labels."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -62,7 +62,7 @@ class BaselineClassifier:
         vectorizer = TfidfVectorizer(
             tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=tuple(settings.ngram_range),
             min_df=settings.min_df, max_features=settings.max_features, sublinear_tf=settings.sublinear_tf, dtype=np.float64,
-        )  # fmt: skip
+        )
         features, labels = vectorizer.fit_transform(texts), np.asarray(labels)
         ratios = log_count_ratios(features, labels) if settings.nb_weighting else np.ones(features.shape[1])
         regression = LogisticRegression(C=settings.C, max_iter=settings.max_iter).fit(features @ sparse.diags(ratios), labels)
@@ -93,7 +93,7 @@ class BaselineClassifier:
         np.savez(folder / ARRAYS_FILE, idf=self.idf, coef=self.coef, intercept=np.array([self.intercept]))
 
     @classmethod
-    def load(cls, folder: Path) -> "BaselineClassifier":
+    def load(cls, folder: Path) -> BaselineClassifier:
         folder = Path(folder)
         stored = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
         settings = stored["settings"]

@@ -30,7 +30,7 @@ class Sequences:
     offsets: np.ndarray
 
     @classmethod
-    def from_list(cls, sequences: Sequence[np.ndarray]) -> "Sequences":
+    def from_list(cls, sequences: Sequence[np.ndarray]) -> Sequences:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tokens = np.concatenate(sequences).astype(np.int32) if len(sequences) else np.zeros(0, np.int32)
@@ -53,7 +53,7 @@ class Sequences:
             batch[i, :n] = self.tokens[start : start + n]
         return batch
 
-    def take(self, rows: np.ndarray) -> "Sequences":
+    def take(self, rows: np.ndarray) -> Sequences:
         """The reviews `rows`, in that order."""
         return Sequences.from_list([self.tokens[self.offsets[r] : self.offsets[r + 1]] for r in rows])
 
@@ -61,7 +61,7 @@ class Sequences:
         np.savez(path, tokens=self.tokens, offsets=self.offsets)
 
     @classmethod
-    def load(cls, path: Path) -> "Sequences":
+    def load(cls, path: Path) -> Sequences:
         with np.load(path) as stored:
             return cls(stored["tokens"], stored["offsets"])
 

@@ -74,7 +74,7 @@ SWAPS: dict[str, tuple[list[str], str, list[str]]] = {
         ["I saw it {number} years ago and it was {adjective}.", "It runs for {number} minutes and it is {adjective}."],
         "number", ["2", "4", "7", "15", "30", "95"],
     ),
-}  # fmt: skip
+}
 
 REVIEWS = [
     "The acting was superb and the story kept me interested until the very end.",

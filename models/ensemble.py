@@ -29,7 +29,7 @@ class Stacker:
     intercept: float
 
     @classmethod
-    def fit(cls, probabilities: Mapping[str, np.ndarray], labels: np.ndarray, C: float = 1.0) -> "Stacker":
+    def fit(cls, probabilities: Mapping[str, np.ndarray], labels: np.ndarray, C: float = 1.0) -> Stacker:
         """Weights that best predict `labels` from the members' `probabilities` (one array per member)."""
         from sklearn.linear_model import LogisticRegression
 
@@ -55,5 +55,5 @@ class Stacker:
         return {"members": list(self.members), "weights": list(self.weights), "intercept": self.intercept}
 
     @classmethod
-    def from_dict(cls, values: Mapping) -> "Stacker":
+    def from_dict(cls, values: Mapping) -> Stacker:
         return cls(tuple(values["members"]), tuple(float(w) for w in values["weights"]), float(values["intercept"]))

@@ -113,7 +113,7 @@ class SentimentClassifier:
         (folder / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "SentimentClassifier":
+    def load(cls, folder: Path) -> SentimentClassifier:
         folder = Path(folder)
         settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
         model = keras.models.load_model(folder / "model.keras", compile=False)

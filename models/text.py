@@ -33,7 +33,7 @@ class Vocabulary:
         self._ids = {word: i + 2 for i, word in enumerate(words)}
 
     @classmethod
-    def fit(cls, texts: Iterable[str], size: int) -> "Vocabulary":
+    def fit(cls, texts: Iterable[str], size: int) -> Vocabulary:
         """The `size - 2` most frequent words (ties broken alphabetically, so fits repeat)."""
         counts = Counter(word for text in texts for word in tokenize(text))
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -53,7 +53,7 @@ class Vocabulary:
         path.write_text(json.dumps({"words": self.words}), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "Vocabulary":
+    def load(cls, path: Path) -> Vocabulary:
         return cls(json.loads(Path(path).read_text(encoding="utf-8"))["words"])
 
 

@@ -10,24 +10,23 @@ import ast
 import shlex
 import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from models.architectures import NOTEBOOK_ACCURACY, SCORING_MODELS
-from tasks.core.config import TrackingConfig, flatten, load_config, tracking_settings
+from tasks.core.config import TrackingConfig, flatten, load_config, tracking_settings, where_or_how_keys
 from tasks.core.errors import ReviewflowError, one_line
 from tasks.core.files import atomic_write, write_json
+from tasks.core.markdown import markdown_table
 from tasks.core.records import ModelRun, TrainingRun
-from tasks.tracking import read_training_run
+from tasks.stages.seeds import spread
+from tasks.tracking.recorded import read_training_run
 
 NONE_SHOWN = "—"
-# Params that say where things are and how the work was run, not what was computed: never a
-# difference. data.source is the dataset's path (REVIEWFLOW_DATA), which differs between machines.
-NOT_SETTINGS = (
-    "profile", "output_dir", "reuse", "data.source", "data.cache_dir", "train.task_runner",
-    "train.dask_address", "train.max_workers", "scoring.", "servers.", "tracking.",
-)  # fmt: skip
+# Params that say where things are and how the work was run, not what was computed, are never a
+# difference (data.source is the dataset's path, which differs between machines).
+NOT_SETTINGS = where_or_how_keys()
 # Not an ablation's label: the draws a run averages over (the seeds column shows them), and which
 # models it trained (the table compares each model with the same model of the main run).
 NOT_ABLATED = ("train.seed", "train.seeds", "train.architectures")
@@ -153,7 +152,7 @@ def change_label(changed: dict[str, tuple[Any, Any]]) -> str:
 
 
 def started(start_time_ms: int) -> str:
-    return datetime.fromtimestamp(start_time_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(start_time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def summarize(models: list[ModelRun]) -> list[dict[str, Any]]:
@@ -169,6 +168,7 @@ def summarize(models: list[ModelRun]) -> list[dict[str, Any]]:
 def architecture_figures(architecture: str, runs: list[ModelRun]) -> dict[str, Any]:
     """Mean, sample standard deviation (None for one seed), min and max of test accuracy; mean AUC; median training time."""
     accuracy = [r.metrics["test_accuracy"] for r in runs]
+    over = spread(accuracy)
     auc = [r.metrics["test_auc"] for r in runs if "test_auc" in r.metrics]
     seconds = [r.metrics["train_seconds"] for r in runs if "train_seconds" in r.metrics]
     return {
@@ -176,10 +176,10 @@ def architecture_figures(architecture: str, runs: list[ModelRun]) -> dict[str, A
         "seq_len": sorted({r.seq_len for r in runs if r.seq_len is not None}),
         "seeds": [r.seed for r in runs],
         "test_accuracy": accuracy,
-        "mean_accuracy": statistics.mean(accuracy),
-        "std_accuracy": statistics.stdev(accuracy) if len(accuracy) > 1 else None,
-        "min_accuracy": min(accuracy),
-        "max_accuracy": max(accuracy),
+        "mean_accuracy": over.mean,
+        "std_accuracy": over.std,
+        "min_accuracy": over.min,
+        "max_accuracy": over.max,
         "notebook_accuracy": NOTEBOOK_ACCURACY.get(architecture),
         "mean_auc": statistics.mean(auc) if auc else None,
         "median_train_seconds": statistics.median(seconds) if seconds else None,
@@ -215,32 +215,30 @@ def report_markdown(figures: dict[str, Any]) -> str:
         f"Training run `{run['name']}` (`{run['run_id']}`), profile `{run['profile']}`, {commit}, started {run['started']}{status}.",
         f"Settings changed from the profile's defaults: {changed}. To reproduce: `{run['reproduce']}`.",
         "",
-        "| model | seq_len | seeds | test accuracy (mean) | std | min–max | each seed | notebook | AUC (mean) | training time (median) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        markdown_table(
+            ["model", "seq_len", "seeds", "test accuracy (mean)", "std", "min–max", "each seed", "notebook", "AUC (mean)", "training time (median)"],
+            [
+                [f"`{r['architecture']}`", "/".join(map(str, r["seq_len"])) or NONE_SHOWN, _seeds(r["seeds"]), f"{r['mean_accuracy']:.4f}",
+                 _figure(r["std_accuracy"]), f"{r['min_accuracy']:.4f}–{r['max_accuracy']:.4f}", ", ".join(f"{a:.4f}" for a in r["test_accuracy"]),
+                 _notebook(r["architecture"], r["notebook_accuracy"]), _figure(r["mean_auc"]), _seconds(r["median_train_seconds"])]
+                for r in figures["results"]
+            ],
+        ),
     ]
-    for r in figures["results"]:
-        lines.append(
-            f"| `{r['architecture']}` | {'/'.join(map(str, r['seq_len'])) or NONE_SHOWN} | {_seeds(r['seeds'])} | "
-            f"{r['mean_accuracy']:.4f} | {_figure(r['std_accuracy'])} | {r['min_accuracy']:.4f}–{r['max_accuracy']:.4f} | "
-            f"{', '.join(f'{a:.4f}' for a in r['test_accuracy'])} | {_notebook(r['architecture'], r['notebook_accuracy'])} | "
-            f"{_figure(r['mean_auc'])} | {_seconds(r['median_train_seconds'])} |"
-        )
     if figures["ablations"]:
+        rows = [
+            [other["change"], f"`{other['name']}`", f"`{r['architecture']}`", _seeds(r["seeds"]), f"{r['mean_accuracy']:.4f}",
+             _figure(r["std_accuracy"]), NONE_SHOWN if r["difference"] is None else f"{r['difference']:+.4f}".replace("-0.0000", "+0.0000")]
+            for other in figures["ablations"]
+            for r in other["rows"]
+        ]
         lines += [
             "",
             "Ablations: each a training that changes the settings named from the run above; the difference is its mean",
             "test accuracy minus the run above's.",
             "",
-            "| change | run | model | seeds | test accuracy (mean) | std | difference |",
-            "|---|---|---|---|---|---|---|",
+            markdown_table(["change", "run", "model", "seeds", "test accuracy (mean)", "std", "difference"], rows),
         ]
-        for other in figures["ablations"]:
-            for r in other["rows"]:
-                difference = NONE_SHOWN if r["difference"] is None else f"{r['difference']:+.4f}".replace("-0.0000", "+0.0000")
-                lines.append(
-                    f"| {other['change']} | `{other['name']}` | `{r['architecture']}` | {_seeds(r['seeds'])} | "
-                    f"{r['mean_accuracy']:.4f} | {_figure(r['std_accuracy'])} | {difference} |"
-                )
     lines += [
         "",
         f"Generated from the MLflow runs by `{figures['generated_by']}`. Over each model's seeds: the mean, the sample",

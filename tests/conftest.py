@@ -2,6 +2,7 @@
 
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,7 @@ SMOKE_TRAINING_TIMEOUT_S = 1800  # a smoke training takes 2-4 minutes on 2 idle 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` on 127.0.0.1, on a free port, with its own PREFECT_HOME (SQLite)."""
-    from tasks.core.servers import free_port
-    from flows.stack import start_prefect_server
+    from tasks.core.servers import free_port, start_prefect_server
 
     server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"), "127.0.0.1", free_port())
     yield server.url
@@ -120,7 +120,7 @@ def stack_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
 def served_deployments(tmp_path_factory, prefect_server, stack_mlflow_server, imdb_archive, shared_cache):
     """`python -m flows.deployments` (as `reviewflow up` runs it) serving train and score from a folder of its own."""
     import contextlib
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -131,7 +131,7 @@ def served_deployments(tmp_path_factory, prefect_server, stack_mlflow_server, im
     (workdir / "data").mkdir()
     (workdir / "data" / "cache").symlink_to(shared_cache)  # the session's parsed archive
     api_url, log_path = f"{prefect_server}/api", workdir / "serve.log"
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     config = Config(data={"source": str(imdb_archive)})
     with contextlib.chdir(workdir):  # the serving folder: relative data/ paths are its own
         served = serve_in_child(config, api_url, stack_mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive)})

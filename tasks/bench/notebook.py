@@ -1,8 +1,8 @@
 """The notebook's way of training and scoring, kept only as the baseline that benchmarks measure against.
 
-Token ids padded after the text into float64 arrays of the full length, no masking, and
-`predict()` on one review at a time. The layers are `build_model`'s; only the way data reaches
-them differs.
+Token ids padded after the text into float64 arrays of the full length, no masking (the recurrent
+layers read the padding as words), and `predict()` on one review at a time. The layers are the
+architecture's (`models.architectures.recurrent_layers`, the same head); only the way data reaches them differs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from models.architectures import build_model
+from models.architectures import classifier_head, recurrent_layers
 from models.batching import Sequences
 from models.text import Vocabulary
 
@@ -28,9 +28,17 @@ def padded_float64(sequences: Sequences, seq_len: int) -> np.ndarray:
     return x
 
 
-def notebook_model(architecture: str, vocab_size: int) -> keras.Model:
-    """The architecture compiled as the notebook compiles it: Adam, binary cross-entropy, accuracy; no masking."""
-    model = build_model(architecture, vocab_size, read_padding=True)
+def notebook_model(architecture: str, vocab_size: int, embedding_dim: int = 64, units: int = 64) -> keras.Model:
+    """The architecture as the notebook builds and compiles it: plain (Bidirectional) recurrent layers reading every
+    position, padding included; Adam, binary cross-entropy, accuracy."""
+    from keras import layers
+
+    middle = [layers.Bidirectional(layer) if both else layer for layer, both in recurrent_layers(architecture, units)]
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(tokens)
+    for layer in middle:
+        x = layer(x)
+    model = classifier_head(tokens, x, architecture)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
 

@@ -33,7 +33,7 @@ def flow_command(data: dict[str, str], epochs: int) -> list[str]:
     """`reviewflow train` on the bench's data (`data.*` settings), computing everything afresh."""
     settings = {**FLOW_SETTINGS, **data, "train.epochs": str(epochs)}
     return [sys.executable, "-m", "flows.cli", "train", "--profile", "default", "--fresh",
-            *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}"))]  # fmt: skip
+            *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}"))]
 
 
 def bare_config(settings: dict[str, str], epochs: int) -> Config:
@@ -76,7 +76,7 @@ def overhead(data: dict[str, str], epochs: int, work: Path, env: dict[str, str],
 
     samples = alternate(flow, bare, repeats)
     figure = compared(*samples, "s", "lower", "<= 1.10", data=data, epochs=epochs,
-                      models=list(RECURRENT), flow_settings=FLOW_SETTINGS)  # fmt: skip
+                      models=list(RECURRENT), flow_settings=FLOW_SETTINGS)
     figure.details["startup_seconds"] = startups
     figure.details["startup_seconds_median"] = sorted(startups)[len(startups) // 2]
     return figure
@@ -88,9 +88,10 @@ def bare_training(config: Config) -> dict[str, float]:
 
     from models.sentiment import SentimentClassifier
     from models.text import Vocabulary
+    from tasks.core.processes import available_cores, limit_threads
     from tasks.stages.ingest import ingest_reviews
     from tasks.stages.prepare import prepare_sequences
-    from tasks.stages.train import available_cores, fit_model, limit_threads, seeded
+    from tasks.stages.train import fit_model, seeded
 
     limit_threads(available_cores())
     table = ingest_reviews(config.data)

@@ -17,9 +17,14 @@ def flow_profile(reference: str = "latest") -> dict[str, Any]:
     """The profile of the training flow run `reference` (an id, or `latest`: the last finished `train` run)."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
-        FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId, FlowRunFilterState,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
         FlowRunFilterStateType,
-    )  # fmt: skip
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
@@ -29,7 +34,7 @@ def flow_profile(reference: str = "latest") -> dict[str, Any]:
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))),
                 sort=FlowRunSort.START_TIME_DESC, limit=1,
-            )  # fmt: skip
+            )
         else:
             runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[reference])))
         if not runs:
@@ -41,10 +46,12 @@ def flow_profile(reference: str = "latest") -> dict[str, Any]:
     if flow_run.start_time is None or flow_run.end_time is None:
         raise ReviewflowError(f"flow run {flow_run.name} ({flow_run.id}) has not finished")
     return profile_rows(flow_run.name, str(flow_run.id), flow_run.start_time, flow_run.end_time,
-                        [(t.name, t.start_time, t.end_time, t.state_name) for t in task_runs])  # fmt: skip
+                        [(t.name, t.start_time, t.end_time, t.state_name) for t in task_runs])
 
 
-def profile_rows(name: str, run_id: str, start: datetime, end: datetime, tasks: list[tuple[str, datetime | None, datetime | None, str | None]]) -> dict[str, Any]:
+def profile_rows(
+    name: str, run_id: str, start: datetime, end: datetime, tasks: list[tuple[str, datetime | None, datetime | None, str | None]]
+) -> dict[str, Any]:
     timed = sorted((t for t in tasks if t[1] is not None and t[2] is not None), key=lambda t: t[1])
     rows = [{"task": n, "start_s": (s - start).total_seconds(), "seconds": (e - s).total_seconds(), "state": state or ""} for n, s, e, state in timed]
     wall = (end - start).total_seconds()

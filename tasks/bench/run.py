@@ -1,6 +1,10 @@
 """`reviewflow bench`: every benchmark side by side with the notebook's way (or its own baseline), in one
 invocation on the same real reviews, with its own MLflow tracking server and Prefect server.
 
+The bench's code lives together in `tasks/bench/`: this module runs the benchmarks and records them;
+`training`, `scoring` and `overhead` measure; `sides` alternates and compares; `notebook` is the notebook's
+way of training and scoring that they measure against; `profile` reads a flow run's record.
+
 The figures go to the terminal as a table, to `--json`, to `--write` (between a file's
 `<!-- results:bench -->` markers) and to an MLflow run in the experiment `reviewflow-bench`.
 """
@@ -12,7 +16,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,18 +25,21 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.core.servers import free_port, start_mlflow_server
-from flows.stack import start_prefect_server
 from models.architectures import RECURRENT
 from tasks.bench import overhead as overhead_bench
 from tasks.bench import scoring as scoring_bench
 from tasks.bench import training as training_bench
 from tasks.bench.sides import Figure
 from tasks.core.config import Config, DataConfig, ScoringConfig, TrackingConfig, tracking_settings
-from tasks.core.errors import ReviewflowError, one_line
+from tasks.core.errors import ReviewflowError, redacted
 from tasks.core.files import atomic_write, write_json
+from tasks.core.markdown import markdown_table
+from tasks.core.provenance import git_commit
+from tasks.core.servers import free_port, start_mlflow_server, start_prefect_server
 from tasks.report import replace_between_markers
-from tasks.tracking import MODELS_PACKAGE, connect, redacted
+from tasks.tracking import Tracking, connect
+from tasks.tracking.recorded import read_json_artifact
+from tasks.tracking.runs import finish_run, log_artifacts, log_metrics, start_parent_run
 
 log = logging.getLogger("reviewflow")
 
@@ -77,7 +83,7 @@ def bench(
     sizes = sizes or (QUICK if quick else FULL)
     existing = _target(write)  # a bad --write fails before minutes of work
     recorder = connect(_tracking_settings())
-    started, measured = time.perf_counter(), commit()  # the code measured, whatever the checkout holds by the end
+    started, measured = time.perf_counter(), git_commit(mark_dirty=True)  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
     try:
         figures = run_benchmarks(names, sizes, work, threads)
@@ -167,7 +173,7 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
     try:
         prefect = start_prefect_server(work / "prefect", HOST, free_port())
         env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "PREFECT_API_URL": f"{prefect.url}/api",
-               "PREFECT_HOME": str(work / "prefect-client")}  # fmt: skip
+               "PREFECT_HOME": str(work / "prefect-client")}
         # Small test-sized data must still pass the flow's validation of row counts.
         overrides = {**{f"data.{k}": str(v) for k, v in data.items()}, "validation.min_rows_per_split": str(min(1000, sizes.reviews_per_split))}
         step = _progress(names)
@@ -181,7 +187,7 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
         if "score" in names:
             step("score")
             figures["score"] = scoring_bench.score(mlflow_server.url, texts, sizes.score_rows, sizes.notebook_score_rows, work, sizes.repeats,
-                                                   os.cpu_count() or 1)  # fmt: skip
+                                                   os.cpu_count() or 1)
         if "score_startup" in names:
             step("score_startup")
             figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.startup_repeats)
@@ -202,14 +208,6 @@ def _progress(names: list[str]):
     return step
 
 
-def commit() -> str:
-    try:
-        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=MODELS_PACKAGE.parent, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=MODELS_PACKAGE.parent, capture_output=True,
-                               text=True, timeout=5)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return found.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def machine() -> dict[str, Any]:
@@ -238,20 +236,21 @@ def bench_markdown(results: list[dict[str, Any]]) -> str:
     lines += [
         "",
         "Medians of alternated repeats; ratio = ours / baseline.",
-        "",
-        f"| benchmark | ours | baseline | ratio | target | met | unit | samples (ours; baseline) |{' run |' if several else ''}",
-        f"|---|---|---|---|---|---|---|---|{'---|' if several else ''}",
     ]
+    header = ["benchmark", "ours", "baseline", "ratio", "target", "met", "unit", "samples (ours; baseline)"] + (["run"] if several else [])
+    rows = []
     for name in sorted(chosen, key=BENCHMARKS.index):
         f, number = chosen[name]
         samples = "; ".join(", ".join(_number(v) for v in f["samples"].get(side, [])) for side in ("ours", "baseline") if f["samples"].get(side))
         met = {True: "yes", False: "**no**", None: ""}[f["met"]]
         ratio = "" if f["ratio"] is None else f"{f['ratio']:.3g}"
-        row = f"| {name} | {_number(f['ours'])} | {_number(f['baseline'])} | {ratio} | {f['target'] or 'reported'} | {met} | {f['unit']} | {samples} |"
-        lines.append(row + (f" {number} |" if several else ""))
+        row = [name, _number(f["ours"]), _number(f["baseline"]), ratio, f["target"] or "reported", met, f["unit"], samples]
+        rows.append(row + ([number] if several else []))
+    lines.append(markdown_table(header, rows))
     overhead = chosen.get("overhead")
     if overhead:
-        lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {overhead[0]['details']['startup_seconds_median']:.1f} s (median)."]
+        startup = overhead[0]["details"]["startup_seconds_median"]
+        lines += ["", f"Overhead: the flow's start-up (command start to its first training) took {startup:.1f} s (median)."]
     parallel = chosen.get("parallel")
     if parallel and "fit_seconds" in parallel[0]["details"]:  # runs recorded before it have none
         details = parallel[0]["details"]
@@ -273,7 +272,7 @@ def _fit_seconds(fits: dict[str, list[dict[str, float]]], cpu: dict[str, list[di
         )
 
     return (f"as the flow runs them (a core each, side by side): {medians('as_the_flow_does')}; "
-            f"one after another (every core each): {medians('one_after_another')}")  # fmt: skip
+            f"one after another (every core each): {medians('one_after_another')}")
 
 
 def _run_line(result: dict[str, Any], number: int | None) -> str:
@@ -303,22 +302,9 @@ def table(run_ids: list[str], write: Path | None) -> str:
     return markdown
 
 
-def recorded(recorder: Any, run_id: str) -> dict[str, Any]:
+def recorded(recorder: Tracking, run_id: str) -> dict[str, Any]:
     """The `bench.json` that bench run `run_id` logged."""
-    import json
-
-    from mlflow.exceptions import MlflowException
-
-    client = recorder.client()
-    try:
-        run = client.get_run(run_id)
-        if run.info.experiment_id != recorder.experiment_id:
-            raise ReviewflowError(f"MLflow run {run_id} is not a bench run (not in the experiment {EXPERIMENT})")
-        with tempfile.TemporaryDirectory() as folder:
-            result = json.loads(Path(client.download_artifacts(run_id, "bench.json", folder)).read_text(encoding="utf-8"))
-    except MlflowException as exc:
-        raise ReviewflowError(f"no bench run {run_id} in {redacted(recorder.tracking_uri)}: {one_line(exc, 200)}") from None
-    return {**result, "mlflow_run_id": run_id}
+    return {**read_json_artifact(recorder, run_id, "bench.json", "a bench run"), "mlflow_run_id": run_id}
 
 
 def _number(value: float | None) -> str:
@@ -327,25 +313,19 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def record(recorder: Any, result: dict[str, Any], markdown: str) -> str:
+def record(recorder: Tracking, result: dict[str, Any], markdown: str) -> str:
     """The bench run in MLflow: each figure a metric, the commit a tag, the ratios as a bar chart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    client = recorder.client()
     tags = {"mlflow.source.git.commit": result["commit"].removesuffix("-dirty"), "commit": result["commit"],
-            "quick": str(result["quick"]).lower(), "cpu": result["machine"]["cpu"], "threads": str(result["threads"] or "all")}  # fmt: skip
-    run = client.create_run(recorder.experiment_id, run_name=f"bench-{'quick' if result['quick'] else 'full'}", tags=tags)
-    run_id = run.info.run_id
-    for name, figure in result["benchmarks"].items():
-        for side in ("ours", "baseline", "ratio"):
-            if figure[side] is not None:
-                client.log_metric(run_id, f"{name}.{side}", figure[side])
-    for key, value in {"cores": result["machine"]["cores"], **result["machine"]["versions"], **result["sizes"]}.items():
-        client.log_param(run_id, key, value)
-    client.log_metric(run_id, "seconds", result["seconds"])
+            "quick": str(result["quick"]).lower(), "cpu": result["machine"]["cpu"], "threads": str(result["threads"] or "all")}
+    params = {"cores": result["machine"]["cores"], **result["machine"]["versions"], **result["sizes"]}
+    run_id = start_parent_run(recorder, f"bench-{'quick' if result['quick'] else 'full'}", params, tags)
+    metrics = {f"{name}.{side}": figure[side] for name, figure in result["benchmarks"].items() for side in ("ours", "baseline", "ratio")}
+    log_metrics(recorder, run_id, {**{k: v for k, v in metrics.items() if v is not None}, "seconds": result["seconds"]})
     with tempfile.TemporaryDirectory() as folder:
         ratios = {n: f["ratio"] for n, f in result["benchmarks"].items() if f["ratio"] is not None}
         if ratios:
@@ -360,7 +340,7 @@ def record(recorder: Any, result: dict[str, Any], markdown: str) -> str:
             plt.close(figure)
         write_json(Path(folder) / "bench.json", result)
         (Path(folder) / "bench.md").write_text(markdown, encoding="utf-8")
-        client.log_artifacts(run_id, folder)
-    client.set_terminated(run_id, "FINISHED")
+        log_artifacts(recorder, run_id, Path(folder))
+    finish_run(recorder, run_id, succeeded=True)
     log.info("bench recorded in MLflow: %s, run %s", redacted(recorder.tracking_uri), run_id)
     return run_id

@@ -38,9 +38,9 @@ def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int)
     file and its manifest) with the models loaded once, as a served deployment keeps them; reviews/s."""
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from tasks.core.config import ScoringConfig, TrackingConfig
+    from tasks.core.processes import limit_threads
     from tasks.scoring.core import score_file
     from tasks.scoring.registered import load_models
-    from tasks.stages.train import limit_threads
 
     limit_threads(threads)
     models = load_models(list(RECURRENT), "champion", TrackingConfig())
@@ -68,8 +68,9 @@ def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Calla
 
     from tasks.bench.notebook import predict_one_at_a_time
     from tasks.core.config import TrackingConfig, tracking_settings
-    from tasks.tracking import connect, registered_name
-    from tasks.stages.train import limit_threads
+    from tasks.core.processes import limit_threads
+    from tasks.registry.versions import registered_name
+    from tasks.tracking import connect
 
     limit_threads(threads)
     tracking = connect(tracking_settings(TrackingConfig()))
@@ -91,7 +92,7 @@ def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Calla
 def score(tracking_uri: str, texts: list[str], rows: int, notebook_rows: int, work: Path, repeats: int, threads: int) -> Figure:
     reviews = write_reviews(texts, rows, work / "score" / "reviews.csv")
     with Side("ours-score", pipeline_scoring, tracking_uri, reviews, work / "score", threads) as ours, \
-            Side("notebook-score", notebook_scoring, tracking_uri, texts[:notebook_rows], threads) as notebook:  # fmt: skip
+            Side("notebook-score", notebook_scoring, tracking_uri, texts[:notebook_rows], threads) as notebook:
         samples = alternate(ours.measure, notebook.measure, repeats)
     return compared(*samples, "reviews/s", "higher", ">= 100", models=MODELS, reviews=rows, notebook_reviews=notebook_rows)
 
@@ -148,4 +149,4 @@ def score_memory(texts: list[str], rows: int, work: Path, env: dict[str, str]) -
     finally:
         shutil.rmtree(work / "memory", ignore_errors=True)
     return Figure("MB", peak, None, None, "lower", "<= 2500", {"ours": [peak]},
-                  {"reviews": rows, "models": MODELS, "seconds": seconds, "reviews_per_second": rows / seconds})  # fmt: skip
+                  {"reviews": rows, "models": MODELS, "seconds": seconds, "reviews_per_second": rows / seconds})

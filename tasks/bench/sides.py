@@ -45,7 +45,7 @@ def compared(ours: list[float], baseline: list[float], unit: str, better: str, t
     """The medians of both sides and their ratio (ours / baseline)."""
     ours_median, baseline_median = statistics.median(ours), statistics.median(baseline)
     return Figure(unit, ours_median, baseline_median, ours_median / baseline_median, better, target,
-                  {"ours": ours, "baseline": baseline}, details)  # fmt: skip
+                  {"ours": ours, "baseline": baseline}, details)
 
 
 def alternate(ours: Callable[[], float], baseline: Callable[[], float], repeats: int) -> tuple[list[float], list[float]]:
@@ -82,7 +82,7 @@ class Side:
             self._process.terminate()
             self._process.join()
 
-    def __enter__(self) -> "Side":
+    def __enter__(self) -> Side:
         return self
 
     def __exit__(self, *exc: object) -> None:

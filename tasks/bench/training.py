@@ -32,7 +32,8 @@ def sampled_rows(prepared: PreparedData, seq_len: int, settings: TrainConfig, ro
 def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
     """The pipeline's way: int32 ids in length buckets, padding never read, the configured practice; measures reviews/s of one epoch."""
     from models.sentiment import training_dataset
-    from tasks.stages.train import compiled_model, limit_threads, seeded
+    from tasks.core.processes import limit_threads
+    from tasks.stages.train import compiled_model, seeded
 
     limit_threads(threads)
     settings = settings.for_architecture(architecture)
@@ -55,7 +56,7 @@ def pipeline_training(architecture: str, seq_len: int, prepared: PreparedData, s
 def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, threads: int) -> Callable[[], float]:
     """The notebook's way on the same rows: float64 ids padded after the text to `seq_len`, no masking, batch 128; reviews/s of one epoch."""
     from tasks.bench.notebook import BATCH_SIZE, notebook_model, padded_float64
-    from tasks.stages.train import limit_threads
+    from tasks.core.processes import limit_threads
 
     limit_threads(threads)
     sequences, labels = prepared.load("train", seq_len)
@@ -75,7 +76,7 @@ def notebook_training(architecture: str, seq_len: int, prepared: PreparedData, s
 
 def train_throughput(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, rows: int, repeats: int, threads: int) -> Figure:
     with Side(f"ours-{architecture}", pipeline_training, architecture, seq_len, prepared, settings, rows, threads) as ours, \
-            Side(f"notebook-{architecture}", notebook_training, architecture, seq_len, prepared, settings, rows, threads) as notebook:  # fmt: skip
+            Side(f"notebook-{architecture}", notebook_training, architecture, seq_len, prepared, settings, rows, threads) as notebook:
         samples = alternate(ours.measure, notebook.measure, repeats)
     target = ">= 8" if architecture == "bilstm" else ">= 1.0"
     return compared(*samples, "reviews/s", "higher", target, reviews=rows, seq_len=seq_len, threads=threads, epochs_timed=1)
@@ -85,7 +86,7 @@ def matmul_peak(threads: int) -> Callable[[], float]:
     """GFLOP/s of a large float32 matrix multiply: what this machine's cores can do at best."""
     import tensorflow as tf
 
-    from tasks.stages.train import limit_threads
+    from tasks.core.processes import limit_threads
 
     limit_threads(threads)
     a = tf.random.uniform((PEAK_MATRIX, PEAK_MATRIX), seed=1)
@@ -125,14 +126,15 @@ def efficiency(prepared: PreparedData, settings: TrainConfig, rows: int, repeats
         samples = alternate(achieved.measure, peak.measure, repeats)
     how = ("recurrent multiply-adds of the BiLSTM per token (2 directions x 4 gates x 64 x (64 + 64)) x padded tokens of its "
            "length-bucketed batches x 2 (flops per multiply-add) x 3 (forward + backward), per second of a training epoch; "
-           f"peak: float32 {PEAK_MATRIX} x {PEAK_MATRIX} matrix multiply, same threads")  # fmt: skip
+           f"peak: float32 {PEAK_MATRIX} x {PEAK_MATRIX} matrix multiply, same threads")
     return compared(*samples, "GFLOP/s", "higher", "", reviews=rows, threads=threads, computed=how)
 
 
 def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, threads: int) -> tuple[float, float]:
     """Seconds of the training, and the CPU seconds its process (all its threads) spent on it, loading the data and
     building the model included (a fraction of a second)."""
-    from tasks.stages.train import fit_model, limit_threads, seeded
+    from tasks.core.processes import limit_threads
+    from tasks.stages.train import fit_model, seeded
 
     limit_threads(threads)
     settings = settings.for_architecture(architecture)
@@ -145,7 +147,8 @@ def _train_alone(architecture: str, seq_len: int, prepared: PreparedData, settin
 def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[str], cores: int, repeats: int) -> Figure:
     """Wall seconds of the trainings as the flow runs them (a process each, `cores` at a time, a core each,
     costliest first) vs one after another, each with every core."""
-    from tasks.stages.train import threads_per_training, training_cost
+    from tasks.core.processes import threads_per_training
+    from tasks.stages.train import training_cost
 
     costs = {a: training_cost(a, settings.seq_len[a], prepared, settings.for_architecture(a)) for a in architectures}
 
@@ -167,7 +170,7 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
                 a: pool.submit(in_own_process, _train_alone, a, a, settings.seq_len[a], prepared, settings, threads_per_training(workers),
                                cost=costs[a])
                 for a in sorted(costs, key=costs.get, reverse=True)
-            }  # fmt: skip
+            }
             record("as_the_flow_does", {a: job.result() for a, job in jobs.items()})
         return time.perf_counter() - started
 
@@ -178,4 +181,4 @@ def parallel(prepared: PreparedData, settings: TrainConfig, architectures: list[
 
     samples = alternate(as_the_flow_does, one_after_another, repeats)
     return compared(*samples, "s", "lower", "<= 0.80", architectures=architectures, train_reviews=prepared.rows["train"],
-                    epochs=settings.epochs, cores=cores, fit_seconds=fits, fit_cpu_seconds=cpu)  # fmt: skip
+                    epochs=settings.epochs, cores=cores, fit_seconds=fits, fit_cpu_seconds=cpu)

@@ -1,6 +1,7 @@
-"""Reusing completed work: the cache keys of the training tasks, and how their results are kept.
+"""Reusing completed work: how a stage's cache key is made, and how its results are kept.
 
-A key is made of file digests and settings, never of arrays or models:
+Each stage defines its own key beside its task (`ingest_key`, `train_key`, ...), made with
+`cache_key` from file digests and settings (`section`), never from arrays or models:
 - ingest: the source's digest and the `data` section;
 - validate, prepare: the digest of the ingested table file and their own section (prepare
   also the lengths and the split seed);
@@ -37,14 +38,10 @@ from prefect.serializers import JSONSerializer
 from pydantic import BaseModel
 
 from tasks.core.config import (
-    HOW_TRAININGS_RUN,
-    BaselineConfig,
+    WHERE_OR_HOW,
     Config,
     DataConfig,
-    EvaluationConfig,
-    PrepareConfig,
-    TrainConfig,
-    ValidationConfig,
+    marked,
 )
 from tasks.core.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
@@ -52,12 +49,6 @@ log = logging.getLogger("reviewflow")
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("models", "tasks")
-# Settings that change where things go or how fast, never what a stage produces. A field not
-# listed here is part of the key, so a newly added setting is safe until declared irrelevant.
-IRRELEVANT = {
-    "data": {"cache_dir"},
-    "train": HOW_TRAININGS_RUN,
-}
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, TrainedModel, Evaluation)
 }
@@ -75,57 +66,10 @@ def cache_key(stage: str, **parts: Any) -> str:
     return f"{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:40]}"
 
 
-def section(settings: BaseModel, name: str) -> dict[str, Any]:
-    """A config section as JSON values, without the settings that do not change results."""
-    return settings.model_dump(mode="json", exclude=IRRELEVANT.get(name, set()))
-
-
-def ingest_key(source_digest: str, data: DataConfig, code: str) -> str:
-    return cache_key("ingest", source=source_digest, data=section(data, "data"), code=code)
-
-
-def validate_key(table_digest: str, rules: ValidationConfig, code: str) -> str:
-    return cache_key("validate", table=table_digest, validation=section(rules, "validation"), code=code)
-
-
-def prepare_key(table_digest: str, settings: PrepareConfig, seq_lens: list[int], seed: int, code: str) -> str:
-    return cache_key(
-        "prepare", table=table_digest, prepare=section(settings, "prepare"), seq_lens=sorted(set(seq_lens)), seed=seed, code=code
-    )
-
-
-def prepared_fingerprint(table_digest: str, settings: PrepareConfig, seed: int) -> str:
-    """What encoded splits are made from. Not the lengths: a length's files depend only on these and
-    that length, so a model reused after another length was added still matches."""
-    return cache_key("prepared", table=table_digest, prepare=section(settings, "prepare"), seed=seed)
-
-
-def train_key(
-    prepared_fingerprint: str, architecture: str, seq_len: int, settings: TrainConfig, store: str, code: str,
-    several_seeds: bool = False,
-) -> str:
-    # `several_seeds` names the child run and the model's folder (`-seed43`), so it is part of what is reused.
-    # The settings this architecture trains with: another architecture's own settings change nothing here.
-    train = section(settings.for_architecture(architecture), "train")
-    del train["by_architecture"]
-    return cache_key(
-        f"train-{architecture}-{seq_len}",
-        prepared=prepared_fingerprint, train=train, store=store, code=code,
-        **({"several_seeds": True} if several_seeds else {}),
-    )  # fmt: skip
-
-
-def baseline_key(prepared_fingerprint: str, settings: BaselineConfig, store: str, code: str) -> str:
-    return cache_key("train-baseline", prepared=prepared_fingerprint, baseline=section(settings, "baseline"), store=store, code=code)
-
-
-def evaluate_key(
-    trained_run_id: str, prepared_fingerprint: str, seq_len: int | None, settings: EvaluationConfig, code: str
-) -> str:
-    return cache_key(
-        "evaluate", trained=trained_run_id, prepared=prepared_fingerprint, seq_len=seq_len,
-        evaluation=section(settings, "evaluation"), code=code,
-    )  # fmt: skip
+def section(settings: BaseModel) -> dict[str, Any]:
+    """A config section as JSON values, without its settings marked WHERE_OR_HOW (tasks.core.config). A field
+    not marked is part of the key, so a newly added setting is safe until declared to change nothing."""
+    return settings.model_dump(mode="json", exclude=marked(type(settings), WHERE_OR_HOW))
 
 
 def store_identity(tracking_uri: str, experiment_id: str) -> str:
@@ -179,48 +123,6 @@ def source_digest(source: str) -> str | None:
             digest.update(f"{file.relative_to(path).as_posix()}\0{file_digest(file)}\n".encode())
         return f"folder:{digest.hexdigest()}"
     return None
-
-
-# --- keys of the task inputs -------------------------------------------------------------------
-
-
-def ingest_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    data: DataConfig = inputs["data"]
-    digest = source_digest(data.source)
-    return ingest_key(digest, data, code) if digest else None
-
-
-def validate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    table = Path(inputs["table_path"])
-    return validate_key(file_digest(table), inputs["rules"], code) if table.is_file() else None
-
-
-def prepare_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    table = Path(inputs["table_path"])
-    if not table.is_file():
-        return None
-    return prepare_key(file_digest(table), inputs["settings"], inputs["seq_lens"], inputs["seed"], code)
-
-
-def train_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    prepared: PreparedData = inputs["prepared"]
-    tracking = inputs["tracking"]
-    store = store_identity(tracking.tracking_uri, tracking.experiment_id)
-    return train_key(
-        prepared.fingerprint, inputs["architecture"], inputs["seq_len"], inputs["settings"], store, code,
-        inputs.get("several_seeds", False),
-    )  # fmt: skip
-
-
-def baseline_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    tracking = inputs["tracking"]
-    store = store_identity(tracking.tracking_uri, tracking.experiment_id)
-    return baseline_key(inputs["prepared"].fingerprint, inputs["settings"], store, code)
-
-
-def evaluate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    trained: TrainedModel = inputs["trained"]
-    return evaluate_key(trained.run_id, inputs["prepared"].fingerprint, trained.seq_len, inputs["settings"], code)
 
 
 # --- Prefect: the policy, the stored records, the per-run options -------------------------------

@@ -37,6 +37,42 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class Marker:
+    """A mark on a setting (`Annotated[type, MARK]`) that caching, reports and runs' params read."""
+
+    def __init__(self, meaning: str):
+        self.meaning = meaning
+
+    def __repr__(self) -> str:
+        return self.meaning
+
+
+# Where things are, how fast or on which machines work runs: never what is computed (a dataset's
+# content is known by its digest, not by where it lies). Left out of cache keys, of a model's params
+# and of what reports call a changed setting.
+WHERE_OR_HOW = Marker("where or how, not what")
+# Which trainings a run makes (architectures, their lengths, the number of seeds): each training's
+# own key and params name its share (its architecture, length and seed).
+WHICH_TRAININGS = Marker("which trainings a run makes")
+
+
+def marked(section: type[BaseModel], *markers: Marker) -> set[str]:
+    """The names of the fields of `section` that carry any of `markers`."""
+    return {name for name, field in section.model_fields.items() if any(m in field.metadata for m in markers)}
+
+
+def where_or_how_keys() -> tuple[str, ...]:
+    """The dotted keys of every WHERE_OR_HOW setting as prefixes: `data.cache_dir`, a whole section as `servers.`."""
+    keys = []
+    for name, field in Config.model_fields.items():
+        if WHERE_OR_HOW in field.metadata:
+            section = field.annotation
+            keys.append(f"{name}." if isinstance(section, type) and issubclass(section, BaseModel) else name)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += [f"{name}.{key}" for key in sorted(marked(field.annotation, WHERE_OR_HOW))]
+    return tuple(keys)
+
+
 def _names(value: Any) -> Any:
     """`rnn` or `rnn,bigru` (from --set or a form) as a list of names."""
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
@@ -48,11 +84,11 @@ _BASELINE = BaselineSettings()
 
 
 class DataConfig(Section):
-    source: str = Field(
+    source: Annotated[str, WHERE_OR_HOW] = Field(
         default_factory=lambda: os.environ.get("REVIEWFLOW_DATA") or OFFICIAL_DATASET_URL,
         description="http(s) URL, .tar.gz, extracted aclImdb/ folder, or a CSV/Parquet/JSONL table",
     )
-    cache_dir: Path = Field(
+    cache_dir: Annotated[Path, WHERE_OR_HOW] = Field(
         Path("data/cache"), description="downloads, the Parquet cache, and the results later runs reuse"
     )
     reviews_per_split: int | None = Field(
@@ -87,27 +123,20 @@ class PrepareConfig(Section):
     )
 
 
-# Train settings that say how the flow runs its trainings, not how a model is trained: they
-# are not a model's params and do not change a cached training.
-HOW_TRAININGS_RUN = {"architectures", "seq_len", "seeds", "task_runner", "dask_address", "max_workers"}
-
-
 # Practice that differs for one architecture, each measured with 3 seeds (README's ablation table):
 # the BiGRU gained from more spatial dropout, the BiLSTM from a lower learning rate and input dropout.
 BY_ARCHITECTURE: dict[str, dict[str, Any]] = {
     "bigru": {"spatial_dropout": 0.4},
     "bilstm": {"learning_rate": 1e-3, "dropout": 0.25},
 }
-# What `by_architecture` may not set: how trainings run, and the seeds (each training has its own).
-NOT_BY_ARCHITECTURE = HOW_TRAININGS_RUN | {"seed", "seeds", "by_architecture"}
 RESOLVED = "one architecture's settings"  # validation context of `TrainConfig.for_architecture`
 
 
 class TrainConfig(Section):
-    architectures: Architectures = Field(
+    architectures: Annotated[Architectures, WHICH_TRAININGS] = Field(
         default_factory=lambda: list(ARCHITECTURES), min_length=1
     )
-    seq_len: dict[str, int] = Field(
+    seq_len: Annotated[dict[str, int], WHICH_TRAININGS] = Field(
         default_factory=lambda: dict(NOTEBOOK_SEQ_LEN),
         description="longest sequence fed to each architecture",
     )
@@ -132,7 +161,7 @@ class TrainConfig(Section):
         None, ge=1, description="stop after this many epochs without a better validation accuracy; none: all epochs"
     )
     seed: int = Field(42, description="the first seed; seeds are seed, seed + 1, ...")
-    seeds: int = Field(
+    seeds: Annotated[int, WHICH_TRAININGS] = Field(
         1, ge=1, description="train each recurrent architecture with this many seeds, each its own child run"
     )
     deterministic: bool = Field(
@@ -142,9 +171,9 @@ class TrainConfig(Section):
         default_factory=lambda: {a: dict(v) for a, v in BY_ARCHITECTURE.items()},
         description="settings that differ for one architecture, which win over the ones above: {bilstm: {learning_rate: 0.001}}",
     )
-    task_runner: Literal["process", "dask"] = "process"
-    dask_address: str | None = Field(None, description="an existing Dask scheduler; none starts a local cluster")
-    max_workers: int | None = Field(
+    task_runner: Annotated[Literal["process", "dask"], WHERE_OR_HOW] = "process"
+    dask_address: Annotated[str | None, WHERE_OR_HOW] = Field(None, description="an existing Dask scheduler; none starts a local cluster")
+    max_workers: Annotated[int | None, WHERE_OR_HOW] = Field(
         None, ge=1, description="concurrent trainings; none: as many as cores allow"
     )
 
@@ -166,7 +195,7 @@ class TrainConfig(Section):
         return merged
 
     @model_validator(mode="after")
-    def _check_lengths_and_practice(self, info: ValidationInfo) -> "TrainConfig":
+    def _check_lengths_and_practice(self, info: ValidationInfo) -> TrainConfig:
         missing = [a for a in self.architectures if a in RECURRENT and a not in self.seq_len]
         if missing:
             raise ValueError(f"train.seq_len has no length for {', '.join(missing)}")
@@ -179,7 +208,7 @@ class TrainConfig(Section):
             where = f"train.by_architecture.{architecture}"
             if architecture not in RECURRENT:
                 raise ValueError(f"{where}: unknown architecture (choose from {', '.join(RECURRENT)})")
-            refused = sorted(set(settings) - (set(TrainConfig.model_fields) - NOT_BY_ARCHITECTURE))
+            refused = sorted(set(settings) - set(TrainConfig.model_fields) | set(settings) & NOT_BY_ARCHITECTURE)
             if refused:
                 raise ValueError(f"{where}: {', '.join(refused)}: no setting that may differ by architecture")
             try:
@@ -188,13 +217,17 @@ class TrainConfig(Section):
                 raise ValueError(f"{where}: {describe_validation_error(exc)}") from None
         return self
 
-    def for_architecture(self, architecture: str) -> "TrainConfig":
+    def for_architecture(self, architecture: str) -> TrainConfig:
         """The settings one architecture trains with: these, with its `by_architecture` entries on top."""
         own = self.by_architecture.get(architecture)
         if not own:
             return self
         resolved = TrainConfig.model_validate({**self.model_dump(exclude={"by_architecture"}), **own}, context={RESOLVED: True})
         return resolved.model_copy(update={"by_architecture": {}})
+
+
+# What `by_architecture` may not set: how and which trainings run, and the seed (each training has its own).
+NOT_BY_ARCHITECTURE = marked(TrainConfig, WHERE_OR_HOW, WHICH_TRAININGS) | {"seed", "by_architecture"}
 
 
 class BaselineConfig(Section):
@@ -243,7 +276,7 @@ class EvaluationConfig(Section):
         5000, ge=2,
         description="alter a stratified, seeded sample of this many test reviews (each alteration is scored again); "
         "none alters them all",
-    )  # fmt: skip
+    )
 
 
 class ScoringConfig(Section):
@@ -294,9 +327,9 @@ class TrackingConfig(Section):
 class Config(Section):
     """Everything one run of reviewflow needs; the training flow's parameter."""
 
-    profile: Profile = "default"
-    output_dir: Path = Field(Path("data/runs"), description="per-run outputs (validation reports, models)")
-    reuse: bool = Field(
+    profile: Annotated[Profile, WHERE_OR_HOW] = "default"  # a run's params hold every value the profile set
+    output_dir: Annotated[Path, WHERE_OR_HOW] = Field(Path("data/runs"), description="per-run outputs (validation reports, models)")
+    reuse: Annotated[bool, WHERE_OR_HOW] = Field(
         True,
         description="reuse completed work of earlier runs (same data, settings and code) kept under "
         "data.cache_dir/results; false computes everything again",
@@ -308,9 +341,9 @@ class Config(Section):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    servers: ServersConfig = Field(default_factory=ServersConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    scoring: Annotated[ScoringConfig, WHERE_OR_HOW] = Field(default_factory=ScoringConfig)
+    servers: Annotated[ServersConfig, WHERE_OR_HOW] = Field(default_factory=ServersConfig)
+    tracking: Annotated[TrackingConfig, WHERE_OR_HOW] = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")
     @classmethod

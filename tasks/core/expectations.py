@@ -64,7 +64,7 @@ def run_suite(name: str, expectations: list[Expectation], frame: pd.DataFrame, p
                 name=name, validation_definitions=[definition], actions=actions,
                 result_format={"result_format": "SUMMARY"},
             )
-        )  # fmt: skip
+        )
         (result,) = checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()
         docs = _docs_index(context) if project_dir else None
     # GX returns results in its own order; report them in the suite's.

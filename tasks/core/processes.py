@@ -39,6 +39,26 @@ PRELOADED = ["tasks.stages.train", "tasks.stages.evaluate", "tasks.stages.baseli
 _running: set[multiprocessing.process.BaseProcess] = set()
 
 
+def available_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def threads_per_training(concurrent: int) -> int:
+    """Cores each concurrent training may use, so together they do not oversubscribe the machine."""
+    return max(1, available_cores() // max(1, concurrent))
+
+
+def limit_threads(threads: int) -> None:
+    """TensorFlow's threads in this process; must happen before its first op (each training has its own process)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass
+
+
 class Slots:
     """At most `size` pieces of work at once; when one ends, the costliest waiting piece starts next.
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models.architectures import run_name
 from models.batching import Sequences
+from tasks.core.config import TrainConfig
 
 
 class ReviewTable(BaseModel):
@@ -62,6 +63,26 @@ class PreparedData(BaseModel):
         return texts.iloc[rows].tolist(), self.labels(split)
 
 
+class TrainingJob(BaseModel):
+    """One training of a run, built once by the flow (tasks.stages.train.training_jobs): an architecture at its
+    length with one seed's settings, its run name, and its cost (the costliest waiting training starts first)."""
+
+    architecture: str
+    seq_len: int | None = None  # none for the baseline, which reads raw text
+    settings: TrainConfig | None = None  # the architecture's own, with one seed; none for the baseline (it has `config.baseline`)
+    several_seeds: bool = False  # the run trains several seeds: the run name says which
+    cost: float = 0.0  # multiply-adds of the recurrent layers over the whole training
+
+    @property
+    def seed(self) -> int | None:
+        return self.settings.seed if self.settings else None
+
+    @property
+    def name(self) -> str:
+        """`rnn-100`, `rnn-100-seed43` (one of several seeds), `baseline-tfidf`: its child run's and its model folder's name."""
+        return run_name(self.architecture, self.seq_len, self.seed if self.several_seeds else None)
+
+
 class TrainedModel(BaseModel):
     architecture: str
     seq_len: int | None  # None: the baseline and the ensemble read raw text or probabilities
@@ -98,7 +119,7 @@ class Predictions(BaseModel):
         np.savez(path, **{k: getattr(self, k) for k in type(self).model_fields})
 
     @classmethod
-    def load(cls, path: Path) -> "Predictions":
+    def load(cls, path: Path) -> Predictions:
         with np.load(path, allow_pickle=False) as stored:
             return cls(**{k: stored[k] for k in cls.model_fields})
 

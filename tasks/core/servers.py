@@ -1,4 +1,4 @@
-"""Start and stop local servers: the MLflow tracking server, and Prefect's temporary API server."""
+"""Start and stop local servers: the MLflow tracking server, a Prefect server, and Prefect's temporary API server."""
 
 from __future__ import annotations
 
@@ -97,6 +97,33 @@ def start_mlflow_server(store_dir: Path, host: str, port: int) -> ManagedServer:
     server.wait_healthy()
     return server
 
+
+def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
+    """`prefect server start` on its own SQLite database in `home` (started, not yet answering)."""
+    check_port_free(host, port, "the Prefect server")
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"http://{host}:{port}"
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        # The UI asks the API at PREFECT_UI_API_URL, which otherwise comes from PREFECT_API_URL
+        # or PREFECT_SERVER_API_HOST/PORT, not from --host/--port.
+        "PREFECT_API_URL": f"{url}/api",
+        "PREFECT_UI_API_URL": f"{url}/api",
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    }
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    return ManagedServer("Prefect server", command, url, "/api/health", home / "server.log", env=env)
+
+
+def start_prefect_server(home: Path, host: str, port: int, timeout: float = 300) -> ManagedServer:
+    """A Prefect server on `home`'s SQLite database, answering its health check."""
+    server = prefect_server(home, host, port)
+    server.wait_healthy(timeout=timeout)
+    return server
 
 
 # The first start in a new PREFECT_HOME creates and migrates its database: on a busy 2-core

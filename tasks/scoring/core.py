@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
@@ -71,7 +71,7 @@ class _Input:
 def score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
     quarantine_move: bool = False, limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
-) -> FileOutcome:  # fmt: skip
+) -> FileOutcome:
     """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it.
 
     `prob_ensemble` is `ensemble`'s (the registered ensemble) when given, else the mean of the columns.
@@ -87,7 +87,7 @@ def score_file(
 def score_inbox(
     inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
     limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
-) -> list[FileOutcome]:  # fmt: skip
+) -> list[FileOutcome]:
     """Score every file in the inbox exactly once; move each to archive_dir only after its output is complete; unreadable ones are moved to quarantine."""
     inbox, output_dir, archive_dir = Path(inbox), Path(output_dir), Path(archive_dir)
     _check_models(scorers, versions, chunk_size, ensemble)
@@ -116,7 +116,7 @@ def score_inbox(
 def _score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool,
     limits: Limits, ensemble: EnsembleScorer | None,
-) -> FileOutcome:  # fmt: skip
+) -> FileOutcome:
     start, started_at = time.monotonic(), _utc_now()
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
@@ -147,7 +147,7 @@ def _score_file(
         "input": os.path.abspath(path), "input_sha256": sha256, "versions": versions,
         "prob_ensemble": ensemble_source(scorers, ensemble), "rows": rows, "scored": rows - failed, "failed": failed,
         "started": started_at, "finished": _utc_now(), "output": source.output.name, "id_column": layout.id_column or ROW,
-    })  # fmt: skip
+    })
     outcome = _outcome(path, "scored", start, source.output, rows, failed)
     log.info("%s: scored %d rows (%d failed) into %s in %.1fs", path, rows, failed, source.output.name, outcome.seconds)
     return outcome
@@ -232,7 +232,7 @@ def _outcome(
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # The Prefect tasks: the functions above, decorated for the scoring flow.

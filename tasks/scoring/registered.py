@@ -14,13 +14,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.architectures import ENSEMBLE
-from models.ensemble import Stacker
 from models.classifiers import share_encoding
+from models.ensemble import Stacker
 from tasks.core.config import ScoringConfig, TrackingConfig, tracking_settings
 from tasks.core.errors import ReviewflowError
 from tasks.core.records import ModelsInUse
+from tasks.registry.versions import registered_name
+from tasks.scoring.model_cache import load_model_version, load_registered_models, registered_ensemble
 from tasks.scoring.rows import EnsembleScorer
-from tasks.tracking import Tracking, connect, load_model_version, load_registered_models, registered_ensemble, registered_name
+from tasks.tracking import Tracking, connect
 
 log = logging.getLogger("reviewflow")
 

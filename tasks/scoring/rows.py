@@ -35,7 +35,7 @@ class EnsembleScorer:
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.version, "members": self.members, "weights": dict(zip(self.stacker.members, self.stacker.weights)),
-                "intercept": self.stacker.intercept}  # fmt: skip
+                "intercept": self.stacker.intercept}
 
 
 def output_columns(id_name: str, architectures: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prefect import task
@@ -16,11 +17,12 @@ from sklearn import metrics as skm
 
 from models.architectures import BASELINE, run_name
 from models.baseline import BaselineClassifier
-from tasks.core.caching import baseline_inputs_key, reused
+from tasks.core.caching import cache_key, reused, section, store_identity
 from tasks.core.config import BaselineConfig
 from tasks.core.processes import in_slot
 from tasks.core.records import PreparedData, TrainedModel
-from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
+from tasks.tracking import Tracking
+from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")
 
@@ -70,6 +72,16 @@ def _loss_and_accuracy(labels: np.ndarray, probabilities: np.ndarray, prefix: st
     loss = skm.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1])
     accuracy = skm.accuracy_score(labels, (probabilities >= 0.5).astype(int))
     return {f"{prefix}loss": [float(loss)], f"{prefix}accuracy": [float(accuracy)]}
+
+
+def baseline_key(prepared_fingerprint: str, settings: BaselineConfig, store: str, code: str) -> str:
+    return cache_key("train-baseline", prepared=prepared_fingerprint, baseline=section(settings), store=store, code=code)
+
+
+def baseline_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    tracking = inputs["tracking"]
+    store = store_identity(tracking.tracking_uri, tracking.experiment_id)
+    return baseline_key(inputs["prepared"].fingerprint, inputs["settings"], store, code)
 
 
 train_baseline_task = task(train_baseline, name="train-baseline", task_run_name="train-baseline-tfidf", **reused(baseline_inputs_key))

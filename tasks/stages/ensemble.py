@@ -20,21 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from models.architectures import ENSEMBLE, run_name
 from models.ensemble import Stacker
 from tasks.core.config import EnsembleConfig
-from tasks.stages.evaluate import record_evaluation
 from tasks.core.records import Evaluation, Predictions, Registration, TrainedModel
+from tasks.registry.versions import ENSEMBLE_SPEC as SPEC_FILE
+from tasks.registry.versions import GATE_METRIC, apply_champion_gate, log_and_register, registered_name, set_model_version_tags
+from tasks.stages.evaluate import record_evaluation
 from tasks.stages.register import INPUT_EXAMPLE
-from tasks.tracking import (
-    ENSEMBLE_SPEC as SPEC_FILE,
-    GATE_METRIC,
-    Tracking,
-    apply_champion_gate,
-    finish_run,
-    log_and_register,
-    log_metrics,
-    registered_name,
-    set_model_version_tags,
-    start_child_run,
-)
+from tasks.tracking import Tracking
+from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")
 
@@ -66,7 +58,7 @@ def fit_ensemble(evaluations: list[Evaluation], settings: EnsembleConfig, tracki
         return None
     members = {e.trained.architecture: Predictions.load(e.predictions_path) for e in evaluations}
     params = {"architecture": ENSEMBLE, "members": ",".join(members), "method": "logistic stacker on logits", "C": settings.C,
-              "validation_rows": len(next(iter(members.values())).validation)}  # fmt: skip
+              "validation_rows": len(next(iter(members.values())).validation)}
     run_id = start_child_run(tracking, ENSEMBLE, None, params)
     try:
         started = time.perf_counter()
@@ -86,7 +78,7 @@ def fit_ensemble(evaluations: list[Evaluation], settings: EnsembleConfig, tracki
     trained = TrainedModel(
         architecture=ENSEMBLE, seq_len=None, run_id=run_id, classifier_dir=folder,
         seconds=seconds + sum(e.trained.seconds for e in evaluations), history={},
-    )  # fmt: skip
+    )
     summary = f"Logistic stacker over the logits of {', '.join(stacker.members)}\n{json.dumps(stacker.to_dict(), indent=2)}\n"
     return record_evaluation(trained, predictions, tracking, summary)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -27,12 +28,12 @@ from models.behaviour import run_suite
 from models.classifiers import load_classifier
 from models.robustness import altered_accuracies, stratified_sample
 from models.sentiment import SentimentClassifier
-from tasks.core.caching import evaluate_inputs_key, reused
+from tasks.core.caching import cache_key, reused, section
 from tasks.core.config import EvaluationConfig
-from tasks.core.processes import in_own_process
+from tasks.core.processes import in_own_process, limit_threads
 from tasks.core.records import Evaluation, Predictions, PreparedData, TrainedModel
-from tasks.tracking import Tracking, finish_run, log_figure, log_metrics, log_text
-from tasks.stages.train import limit_threads
+from tasks.tracking import Tracking
+from tasks.tracking.runs import finish_run, log_figure, log_metrics, log_text
 
 log = logging.getLogger("reviewflow")
 
@@ -71,7 +72,7 @@ def evaluate_model(
     predictions = Predictions(
         validation=probabilities["validation"], validation_labels=labels["validation"],
         test=probabilities["test"], test_labels=labels["test"],
-    )  # fmt: skip
+    )
     checks = {}
     if settings.behaviour:
         checks |= behaviour_checks(classifier.predict, tracking, trained.run_id)
@@ -108,7 +109,7 @@ def robustness_checks(
     clean = float(((predictions.test[rows] >= 0.5) == labels[rows]).mean())
     accuracies = {"clean": clean, **altered_accuracies(predict, [texts[i] for i in rows], labels[rows])}
     lines = [f"Accuracy on {len(rows):,} of the {len(labels):,} test reviews, as they are and altered.\n",
-             "| alteration | accuracy | change |", "|---|---|---|"]  # fmt: skip
+             "| alteration | accuracy | change |", "|---|---|---|"]
     lines += [f"| {name} | {value:.4f} | {value - clean:+.4f} |" for name, value in accuracies.items()]
     log_text(tracking, run_id, "\n".join(lines) + "\n", "robustness/summary.md")
     return {"robust_reviews": len(rows), **{f"robust_{name}_accuracy": value for name, value in accuracies.items()}}
@@ -188,6 +189,20 @@ def evaluation_cost(trained: TrainedModel, prepared: PreparedData) -> float:
         return 0.0
     tokens = prepared.load("test", trained.seq_len)[0].tokens.size
     return tokens * recurrent_macs_per_token(trained.architecture)
+
+
+def evaluate_key(
+    trained_run_id: str, prepared_fingerprint: str, seq_len: int | None, settings: EvaluationConfig, code: str
+) -> str:
+    return cache_key(
+        "evaluate", trained=trained_run_id, prepared=prepared_fingerprint, seq_len=seq_len,
+        evaluation=section(settings), code=code,
+    )
+
+
+def evaluate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    trained: TrainedModel = inputs["trained"]
+    return evaluate_key(trained.run_id, inputs["prepared"].fingerprint, trained.seq_len, inputs["settings"], code)
 
 
 evaluate_task = task(

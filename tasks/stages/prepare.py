@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from models.batching import Sequences
 from models.text import Vocabulary, truncate
-from tasks.core.caching import file_digest, prepare_inputs_key, prepared_fingerprint, reused
+from tasks.core.caching import cache_key, file_digest, reused, section
 from tasks.core.config import PrepareConfig
 from tasks.core.records import PreparedData
 
@@ -62,6 +63,25 @@ def split_for_training(reviews: pd.DataFrame, validation_fraction: float, seed: 
         train, test_size=validation_fraction, random_state=seed, stratify=train["label"]
     )
     return {"train": fit_part, "validation": validation, "test": reviews[reviews["split"] == "test"]}
+
+
+def prepare_key(table_digest: str, settings: PrepareConfig, seq_lens: list[int], seed: int, code: str) -> str:
+    return cache_key(
+        "prepare", table=table_digest, prepare=section(settings), seq_lens=sorted(set(seq_lens)), seed=seed, code=code
+    )
+
+
+def prepared_fingerprint(table_digest: str, settings: PrepareConfig, seed: int) -> str:
+    """What encoded splits are made from. Not the lengths: a length's files depend only on these and
+    that length, so a model reused after another length was added still matches."""
+    return cache_key("prepared", table=table_digest, prepare=section(settings), seed=seed)
+
+
+def prepare_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    table = Path(inputs["table_path"])
+    if not table.is_file():
+        return None
+    return prepare_key(file_digest(table), inputs["settings"], inputs["seq_lens"], inputs["seed"], code)
 
 
 prepare_task = task(prepare_sequences, name="prepare", **reused(prepare_inputs_key))

@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.records import Evaluation, Registration
-from tasks.tracking import GATE_METRIC, Tracking, apply_champion_gate, log_and_register, registered_name
+from tasks.registry.versions import GATE_METRIC, apply_champion_gate, log_and_register, registered_name
+from tasks.tracking import Tracking
 
 log = logging.getLogger("reviewflow")
 INPUT_EXAMPLE = pd.DataFrame(

@@ -1,4 +1,4 @@
-"""Several seeds per architecture: one training per seed, then the figures over seeds and the seed that goes on.
+"""Several seeds per architecture: the figures over seeds, and the seed that goes on.
 
 Which model is registered (and so gated and put in the ensemble) is chosen on the validation
 split, never on test: per architecture, the seed whose model has the best validation accuracy.
@@ -7,22 +7,18 @@ The test figures over all seeds (mean, spread) are what the parent run reports.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 
-import numpy as np
-
-from tasks.core.config import TrainConfig
 from tasks.core.records import Evaluation
 
 SELECTION_METRIC = "validation_accuracy"  # what picks the seed that is registered
 
 
-def seed_settings(settings: TrainConfig) -> list[TrainConfig]:
-    """One training's settings per seed (`seed`, `seed + 1`, ...): each trains, is cached and is logged on its own."""
-    return [settings.model_copy(update={"seed": settings.seed + i, "seeds": 1}) for i in range(settings.seeds)]
 
 
-def by_architecture(evaluations: list[Evaluation]) -> dict[str, list[Evaluation]]:
+def group_by_architecture(evaluations: list[Evaluation]) -> dict[str, list[Evaluation]]:
     grouped: dict[str, list[Evaluation]] = defaultdict(list)
     for evaluation in evaluations:
         grouped[evaluation.trained.architecture].append(evaluation)
@@ -33,25 +29,35 @@ def best_seeds(evaluations: list[Evaluation]) -> list[Evaluation]:
     """Per architecture, the evaluation with the best validation accuracy (the first seed on a tie), in first-seen order."""
     return [
         max(group, key=lambda e: e.metrics.get(SELECTION_METRIC, float("-inf")))
-        for group in by_architecture(evaluations).values()
+        for group in group_by_architecture(evaluations).values()
     ]
 
 
+@dataclass(frozen=True)
+class Spread:
+    """One figure over a model's seeds: what the parent run, the comparison and `reviewflow report` show."""
+
+    n: int
+    mean: float
+    std: float | None  # sample standard deviation (n - 1); none for one seed
+    min: float
+    max: float
+
+
+def spread(values: list[float]) -> Spread:
+    return Spread(len(values), statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, min(values), max(values))
+
+
 def seed_summary(evaluations: list[Evaluation]) -> dict[str, dict[str, float]]:
-    """Per architecture: how many seeds, and the mean, standard deviation (n - 1), min and max of
-    test accuracy and AUC over them, with the median training seconds."""
+    """Per architecture: how many seeds, and the mean, standard deviation (n - 1; 0 for one seed), min and max of
+    test accuracy and AUC over them, with the median training seconds (as metrics of the parent run)."""
     summary = {}
-    for architecture, group in by_architecture(evaluations).items():
+    for architecture, group in group_by_architecture(evaluations).items():
         figures: dict[str, float] = {"seeds": len(group)}
         for metric in ("test_accuracy", "test_auc"):
-            values = np.array([e.metrics[metric] for e in group])
-            figures |= {
-                f"{metric}_mean": float(values.mean()),
-                f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                f"{metric}_min": float(values.min()),
-                f"{metric}_max": float(values.max()),
-            }
-        figures["train_seconds_median"] = float(np.median([e.trained.seconds for e in group]))
+            over = spread([e.metrics[metric] for e in group])
+            figures |= {f"{metric}_mean": over.mean, f"{metric}_std": over.std or 0.0, f"{metric}_min": over.min, f"{metric}_max": over.max}
+        figures["train_seconds_median"] = statistics.median(e.trained.seconds for e in group)
         summary[architecture] = figures
     return summary
 

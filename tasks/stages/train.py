@@ -6,21 +6,23 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
 from prefect import task
 
-from models.architectures import build_model, recurrent_macs_per_token, run_name
+from models.architectures import BASELINE, build_model, recurrent_macs_per_token
 from models.batching import batch_count
 from models.optimizers import FusedAdam
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
-from tasks.core.caching import reused, train_inputs_key
-from tasks.core.config import HOW_TRAININGS_RUN, TrainConfig
-from tasks.core.processes import in_own_process
-from tasks.core.records import PreparedData, TrainedModel
-from tasks.tracking import Tracking, finish_run, log_metrics, start_child_run
+from tasks.core.caching import cache_key, reused, store_identity
+from tasks.core.config import Config, TrainConfig
+from tasks.core.processes import in_own_process, limit_threads
+from tasks.core.records import PreparedData, TrainedModel, TrainingJob
+from tasks.tracking import Tracking
+from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
 log = logging.getLogger("reviewflow")
 
@@ -31,22 +33,10 @@ log = logging.getLogger("reviewflow")
 STEPS_PER_EXECUTION = 32
 
 
-def available_cores() -> int:
-    return os.cpu_count() or 1
 
 
-def threads_per_training(concurrent: int) -> int:
-    """Cores each concurrent training may use, so together they do not oversubscribe the machine."""
-    return max(1, available_cores() // max(1, concurrent))
 
 
-def limit_threads(threads: int) -> None:
-    # Must happen before the first TensorFlow op in the process (each training has its own).
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass
 
 
 def seeded(settings: TrainConfig) -> None:
@@ -80,22 +70,28 @@ class EpochMetrics(keras.callbacks.Callback):
         log_metrics(self.tracking, self.run_id, logs or {}, step=epoch)
 
 
-def train_architecture(
-    architecture: str,
-    seq_len: int,
-    prepared: PreparedData,
-    settings: TrainConfig,
-    tracking: Tracking,
-    threads: int,
-    models_dir: Path,
-    several_seeds: bool = False,
-) -> TrainedModel:
-    """Fit one architecture with `settings.seed` on the train split, watching the validation split
-    (never test); the classifier is saved in `models_dir/<name>` (`rnn-100`, or `rnn-100-seed43`
-    when the run trains several seeds)."""
+def training_jobs(config: Config, prepared: PreparedData) -> list[TrainingJob]:
+    """Every training of the run, in the configured order: each recurrent architecture once per seed
+    (`seed`, `seed + 1`, ...) with its own settings, the baseline once."""
+    jobs = []
+    for architecture in config.train.architectures:
+        if architecture == BASELINE:
+            jobs.append(TrainingJob(architecture=BASELINE))
+            continue
+        seq_len, settings = config.train.seq_len[architecture], config.train.for_architecture(architecture)
+        for seed in range(settings.seed, settings.seed + settings.seeds):
+            one_seed = settings.model_copy(update={"seed": seed, "seeds": 1})
+            cost = training_cost(architecture, seq_len, prepared, one_seed)
+            jobs.append(TrainingJob(architecture=architecture, seq_len=seq_len, settings=one_seed, several_seeds=settings.seeds > 1, cost=cost))
+    return jobs
+
+
+def train_architecture(job: TrainingJob, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> TrainedModel:
+    """Fit one architecture with one seed on the train split, watching the validation split (never test);
+    the classifier is saved in `models_dir/<job.name>` (`rnn-100`, or `rnn-100-seed43` when the run trains several seeds)."""
+    architecture, seq_len, settings, name = job.architecture, job.seq_len, job.settings, job.name
     limit_threads(threads)
     seeded(settings)
-    name = run_name(architecture, seq_len, settings.seed if several_seeds else None)
     run_id = start_child_run(
         tracking,
         architecture,
@@ -103,7 +99,7 @@ def train_architecture(
         {
             "architecture": architecture,
             "seq_len": seq_len,
-            **settings.model_dump(exclude=HOW_TRAININGS_RUN | {"by_architecture"}),
+            **settings.model_settings(),
             "vocab_size": prepared.vocab_size,
             "keep": prepared.keep,
             "train_rows": prepared.rows["train"],
@@ -133,7 +129,7 @@ def train_architecture(
         seconds=seconds,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         seed=settings.seed,
-        several_seeds=several_seeds,
+        several_seeds=job.several_seeds,
     )
 
 
@@ -160,7 +156,7 @@ def compiled_model(architecture: str, vocab_size: int, settings: TrainConfig, st
     model = build_model(
         architecture, vocab_size, settings.embedding_dim, settings.units,
         settings.spatial_dropout, settings.dropout, settings.recurrent_dropout,
-    )  # fmt: skip
+    )
     model.compile(
         optimizer=optimizer(settings, steps_per_epoch),
         loss=keras.losses.BinaryCrossentropy(),
@@ -182,25 +178,12 @@ def best_epoch(settings: TrainConfig) -> keras.callbacks.EarlyStopping:
     return keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=settings.patience or settings.epochs,
         restore_best_weights=settings.restore_best_epoch,
-    )  # fmt: skip
+    )
 
 
-def train_in_own_process(
-    architecture: str,
-    seq_len: int,
-    prepared: PreparedData,
-    settings: TrainConfig,
-    tracking: Tracking,
-    threads: int,
-    models_dir: Path,
-    several_seeds: bool = False,
-) -> TrainedModel:
+def train_in_own_process(job: TrainingJob, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> TrainedModel:
     """`train_architecture` in a process of its own: killed (out of memory), it fails alone and says so."""
-    name = run_name(architecture, seq_len, settings.seed if several_seeds else None)
-    return in_own_process(
-        train_architecture, name, architecture, seq_len, prepared, settings, tracking, threads, models_dir, several_seeds,
-        cost=training_cost(architecture, seq_len, prepared, settings),
-    )  # fmt: skip
+    return in_own_process(train_architecture, job.name, job, prepared, tracking, threads, models_dir, cost=job.cost)
 
 
 def training_cost(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig) -> float:
@@ -210,7 +193,20 @@ def training_cost(architecture: str, seq_len: int, prepared: PreparedData, setti
     return 3 * settings.epochs * tokens * recurrent_macs_per_token(architecture, settings.embedding_dim, settings.units)
 
 
+def train_key(prepared_fingerprint: str, job: TrainingJob, store: str, code: str) -> str:
+    """What a trained model is made from: the splits, the architecture, its length, the settings that change
+    the model (another architecture's own settings change nothing here), the seed, the store and the code."""
+    # `several_seeds` names the child run and the model's folder (`-seed43`), so it is part of what is reused.
+    several = {"several_seeds": True} if job.several_seeds else {}
+    train = job.settings.model_settings(mode="json")
+    return cache_key(f"train-{job.architecture}-{job.seq_len}", prepared=prepared_fingerprint, train=train, store=store, code=code, **several)
+
+
+def train_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    tracking = inputs["tracking"]
+    return train_key(inputs["prepared"].fingerprint, inputs["job"], store_identity(tracking.tracking_uri, tracking.experiment_id), code)
+
+
 train_task = task(
-    train_in_own_process, name="train", task_run_name="train-{architecture}-{seq_len}-seed{settings.seed}",
-    **reused(train_inputs_key),
-)  # fmt: skip
+    train_in_own_process, name="train", task_run_name="train-{job.architecture}-{job.seq_len}-seed{job.settings.seed}", **reused(train_inputs_key)
+)

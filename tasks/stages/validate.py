@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import task
 
-from tasks.core.caching import reused, validate_inputs_key
+from tasks.core.caching import cache_key, file_digest, reused, section
 from tasks.core.config import ValidationConfig
 from tasks.core.errors import ReviewflowError
 from tasks.core.expectations import import_gx, readable, run_suite
@@ -122,6 +122,15 @@ def build_expectations(rules: ValidationConfig) -> list[Expectation]:
             gxe.ExpectColumnValuesToBeUnique(column="review_id", row_condition=rows, meta=scope),
         ]
     return expectations
+
+
+def validate_key(table_digest: str, rules: ValidationConfig, code: str) -> str:
+    return cache_key("validate", table=table_digest, validation=section(rules), code=code)
+
+
+def validate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    table = Path(inputs["table_path"])
+    return validate_key(file_digest(table), inputs["rules"], code) if table.is_file() else None
 
 
 validate_task = task(validate_reviews, name="validate", **reused(validate_inputs_key))

@@ -19,7 +19,7 @@ from models.robustness import (
 )
 
 TESTS = ["mft_short", "mft_negation", "inv_names", "inv_places", "inv_numbers", "inv_neutral", "inv_typos", "inv_casing",
-         "dir_add_negative", "dir_add_positive"]  # fmt: skip
+         "dir_add_negative", "dir_add_positive"]
 GOOD = {*behaviour.POSITIVE, *behaviour.POSITIVE_VERBS, "best", "masterpiece", "beautiful", "beautifully", "funny", "superb"}
 BAD = {*behaviour.NEGATIVE, *behaviour.NEGATIVE_VERBS, "worst", "waste", "wooden", "weak", "badly", "flat"}
 
@@ -105,7 +105,7 @@ def _scorer(probabilities: dict[str, float]):
 
 def test_pass_criteria_at_their_edges():
     p = {"a": 0.5, "b": 0.4999, "c": 0.7, "c+": 0.7 + INVARIANCE_TOLERANCE - 0.001, "c++": 0.7 + INVARIANCE_TOLERANCE + 0.001,
-         "d": 0.49, "d'": 0.51, "e": 0.3, "e-": 0.29, "e=": 0.3, "e+": 0.31, "s": SATURATION, "s+": SATURATION + 0.01}  # fmt: skip
+         "d": 0.49, "d'": 0.51, "e": 0.3, "e-": 0.29, "e=": 0.3, "e+": 0.31, "s": SATURATION, "s+": SATURATION + 0.01}
     cases = [
         Case("mft_short", "a", expected=1),  # P >= 0.5 is positive
         Case("mft_short", "b", expected=1),
@@ -131,7 +131,7 @@ def test_pass_criteria_at_their_edges():
     assert report.pass_rates() == {
         "mft_short": 0.5, "inv_names": 1 / 3, "dir_add_negative": 0.5, "dir_add_positive": 1.0,
         "mft": 0.5, "invariance": 1 / 3, "direction": 0.6, "overall": 5 / 10,
-    }  # fmt: skip
+    }
 
 
 def test_the_report_as_json_and_markdown():

@@ -9,7 +9,7 @@ def result(commit: str, figures: dict[str, float], run_id: str | None = None) ->
         name: {"ours": ours, "baseline": 1.0, "ratio": ours, "unit": "reviews/s", "target": ">= 1.0", "met": ours >= 1.0,
                "samples": {"ours": [ours], "baseline": [1.0]}, "details": {}}
         for name, ours in figures.items()
-    }  # fmt: skip
+    }
     found = {"quick": False, "commit": commit, "machine": machine, "seconds": 600.0, "benchmarks": benchmarks}
     return found | ({"mlflow_run_id": run_id} if run_id else {})
 
@@ -60,7 +60,7 @@ def test_parallel_says_what_each_training_took_both_ways_as_medians():
     }
     markdown = bench_markdown([run])
     assert ("side by side): bilstm 31.0 (CPU 24.0), rnn 6.0 (CPU 5.5); one after another (every core each): "
-            "rnn 4.0 (CPU 7.0), bilstm 22.0 (CPU 40.0).") in markdown  # fmt: skip
+            "rnn 4.0 (CPU 7.0), bilstm 22.0 (CPU 40.0).") in markdown
 
 
 def test_a_parallel_recorded_before_its_training_seconds_were_kept_still_makes_a_table():

@@ -5,24 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.caching import (
-    RECORD_SERIALIZER,
-    baseline_key,
-    code_version,
-    drop_unusable_entry,
-    evaluate_key,
-    file_digest,
-    ingest_key,
-    prepare_key,
-    prepared_fingerprint,
-    source_digest,
-    store_identity,
-    train_key,
-    unusable_reason,
-    validate_key,
-)
+from tasks.core.caching import RECORD_SERIALIZER, code_version, drop_unusable_entry, file_digest, source_digest, store_identity, unusable_reason
 from tasks.core.config import load_config
-from tasks.core.records import Evaluation, PreparedData, TrainedModel
+from tasks.core.records import Evaluation, PreparedData, TrainedModel, TrainingJob
+from tasks.stages.baseline import baseline_key
+from tasks.stages.evaluate import evaluate_key
+from tasks.stages.ingest import ingest_key
+from tasks.stages.prepare import prepare_key, prepared_fingerprint
+from tasks.stages.train import train_key
+from tasks.stages.validate import validate_key
 
 CODE = "c0de"
 
@@ -30,7 +21,9 @@ CODE = "c0de"
 def _train_key(*overrides: str, code: str = CODE, architecture: str = "rnn", store: str = "sqlite:////s.db#1") -> str:
     config = load_config("smoke", list(overrides))
     fingerprint = prepared_fingerprint("t4b1e", config.prepare, config.train.seed)
-    return train_key(fingerprint, architecture, config.train.seq_len[architecture], config.train, store, code)
+    # As the flow's jobs hold them (tasks.stages.train.training_jobs): the architecture's own settings.
+    job = TrainingJob(architecture=architecture, seq_len=config.train.seq_len[architecture], settings=config.train.for_architecture(architecture))
+    return train_key(fingerprint, job, store, code)
 
 
 def test_same_inputs_give_the_same_key():
@@ -45,7 +38,7 @@ def test_same_inputs_give_the_same_key():
     "setting",
     ["train.epochs=2", "train.units=32", "train.embedding_dim=16", "train.batch_size=64", "train.learning_rate=0.01",
      "train.seed=7", "train.by_architecture.rnn.learning_rate=0.01", "prepare.vocab_size=4000", "prepare.keep=start", "prepare.validation_fraction=0.2"],
-)  # fmt: skip
+)
 def test_a_result_relevant_setting_changes_the_training_key(setting):
     assert _train_key(setting) != _train_key()
 
@@ -55,7 +48,7 @@ def test_a_result_relevant_setting_changes_the_training_key(setting):
     ["train.max_workers=1", "train.task_runner=dask", "train.dask_address=tcp://h:8786", "train.architectures=rnn",
      "train.seq_len.bilstm=400", "train.by_architecture.bilstm.dropout=0.1", "data.cache_dir=/elsewhere", "output_dir=/elsewhere", "scoring.chunk_size=10",
      "servers.mlflow_port=5001", "tracking.registered_model_prefix=x-", "reuse=false"],
-)  # fmt: skip
+)
 def test_a_setting_that_does_not_change_the_model_keeps_the_training_key(setting):
     assert _train_key(setting) == _train_key()
 
@@ -108,7 +101,7 @@ def test_the_baseline_key_follows_its_own_section_not_the_recurrent_settings():
 
     assert key() == key("train.epochs=2") == key("train.architectures=baseline") == key("ensemble.C=3")
     for setting in ("baseline.C=1", "baseline.min_df=3", "baseline.ngram_range=[1,2]", "baseline.max_features=1000", "baseline.nb_weighting=false",
-                    "baseline.sublinear_tf=false", "prepare.validation_fraction=0.2", "train.seed=7"):  # fmt: skip
+                    "baseline.sublinear_tf=false", "prepare.validation_fraction=0.2", "train.seed=7"):
         assert key(setting) != key(), setting
     assert key(store="http://mlflow:5000#1") != key()
 

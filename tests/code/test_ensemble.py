@@ -7,9 +7,10 @@ import pytest
 
 from models.ensemble import Stacker, logit
 from tasks.core.config import EnsembleConfig, TrackingConfig
-from tasks.stages.ensemble import fit_ensemble
 from tasks.core.records import Evaluation, Predictions, TrainedModel
-from tasks.tracking import connect, start_parent_run
+from tasks.stages.ensemble import fit_ensemble
+from tasks.tracking import connect
+from tasks.tracking.runs import start_parent_run
 
 
 def _members(rng: np.random.Generator, validation: int = 400, test: int = 300) -> dict[str, Predictions]:

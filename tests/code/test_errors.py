@@ -2,8 +2,8 @@
 
 import pytest
 
-from tasks.core.servers import free_port
 from tasks.core.errors import ReviewflowError, interrupted, one_line, redacted
+from tasks.core.servers import free_port
 from tasks.tracking import check_server_answers
 
 
@@ -39,7 +39,7 @@ def raised_while_handling(first: BaseException, then: Exception) -> Exception:
         try:
             raise first
         except BaseException:
-            raise then
+            raise then  # noqa: B904 (the implicit context is what is tested)
     except Exception as exc:
         return exc
 

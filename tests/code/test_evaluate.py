@@ -9,9 +9,10 @@ import pytest
 
 from models.baseline import BaselineClassifier, BaselineSettings
 from tasks.core.config import EvaluationConfig, TrackingConfig
-from tasks.stages.evaluate import evaluate_model
 from tasks.core.records import PreparedData, TrainedModel
-from tasks.tracking import connect, start_child_run, start_parent_run
+from tasks.stages.evaluate import evaluate_model
+from tasks.tracking import connect
+from tasks.tracking.runs import start_child_run, start_parent_run
 
 GOOD, BAD = ["great", "wonderful", "loved", "superb"], ["awful", "boring", "hated", "dull"]
 
@@ -47,7 +48,7 @@ def evaluate_baseline(tmp_path_factory):
     def evaluate(settings: EvaluationConfig):
         run_id = start_child_run(tracking, "baseline", None, {})
         trained = TrainedModel(architecture="baseline", seq_len=None, run_id=run_id,
-                               classifier_dir=tmp_path / "models" / "baseline-tfidf", seconds=1.0, history={})  # fmt: skip
+                               classifier_dir=tmp_path / "models" / "baseline-tfidf", seconds=1.0, history={})
         return evaluate_model(trained, prepared, tracking, 1, settings), tracking.client()
 
     return evaluate
@@ -59,7 +60,7 @@ def test_the_suite_s_pass_rates_and_the_altered_accuracies_are_logged_and_kept(e
     for name in ("behaviour_pass_rate", "behaviour_mft_pass_rate", "behaviour_invariance_pass_rate",
                  "behaviour_direction_pass_rate", "behaviour_mft_negation_pass_rate", "behaviour_inv_names_pass_rate",
                  "behaviour_dir_add_negative_pass_rate", "robust_clean_accuracy", "robust_lowercase_no_punctuation_accuracy",
-                 "robust_first_50_words_accuracy", "robust_without_line_breaks_accuracy"):  # fmt: skip
+                 "robust_first_50_words_accuracy", "robust_without_line_breaks_accuracy"):
         assert 0 <= metrics[name] <= 1, name
     assert metrics["robust_reviews"] == 20
     # The tokenizer removes line breaks itself: the same words, the same accuracy.

@@ -22,7 +22,7 @@ from tasks.scoring.safety import free_name
         ("r.csv.gz", ".csv.gz"), ("R.JSONL.GZ", ".jsonl.gz"), ("my.data.csv", ".csv"), ("my.data.csv.gz", ".csv.gz"),
         ("r.gz", None), ("r.tar.gz", None), ("r.parquet.gz", None), (".csv", None), ("csv", None), ("r.txt", None),
     ],
-)  # fmt: skip
+)
 def test_a_format_is_found_by_the_whole_compound_suffix(name: str, suffix: str | None) -> None:
     fmt = format_of(name)
     assert (fmt.suffix if fmt else None) == suffix

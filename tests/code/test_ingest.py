@@ -19,9 +19,9 @@ import pytest
 from tasks.core import files
 from tasks.core.config import DataConfig
 from tasks.core.errors import ReviewflowError
-from tasks.stages.ingest import review_folders, ingest_reviews, splits
 from tasks.core.records import ReviewTable
 from tasks.core.schema import COLUMNS
+from tasks.stages.ingest import ingest_reviews, review_folders, splits
 
 # (split, polarity, id, rating) -> text; two reviews per split and label, in no particular order.
 REVIEWS = {
@@ -38,7 +38,7 @@ REVIEWS = {
 IGNORED = {
     "aclImdb/README": b"Large Movie Review Dataset v1.0\n",
     "aclImdb/imdb.vocab": b"the\nand\n",
-    "aclImdb/train/unsup/0_0.txt": "unlabeled review".encode(),
+    "aclImdb/train/unsup/0_0.txt": b"unlabeled review",
     "aclImdb/train/urls_pos.txt": b"http://www.imdb.com/title/tt0453418/usercomments\n",
     "aclImdb/train/labeledBow.feat": b"9 0:9 1:1\n",
     "aclImdb/test/pos/notes.md": b"not a review\n",

@@ -10,16 +10,10 @@ import pytest
 
 from models.baseline import BaselineClassifier, BaselineSettings
 from tasks.core.config import TrackingConfig
-from tasks.tracking import (
-    CACHE_STAMP,
-    connect,
-    finish_run,
-    load_model_version,
-    load_registered_models,
-    log_and_register,
-    start_child_run,
-    start_parent_run,
-)
+from tasks.registry.versions import log_and_register
+from tasks.scoring.model_cache import CACHE_STAMP, load_model_version, load_registered_models
+from tasks.tracking import connect
+from tasks.tracking.runs import finish_run, start_child_run, start_parent_run
 
 TEXTS = ["a great film", "an awful film", "great acting and a great plot", "awful, boring and awful"]
 LABELS = np.array([1, 0, 1, 0])

@@ -12,7 +12,7 @@ def masked_reference(architecture: str, vocab_size: int) -> keras.Model:
     """The same classifier the usual Keras way: the embedding masks the padding, Bidirectional wraps the layers."""
     cell = {"rnn": layers.SimpleRNN, "birnn": layers.SimpleRNN, "bigru": layers.GRU, "bilstm": layers.LSTM}[architecture]
     stack = {"rnn": [(False, False)], "birnn": [(True, True), (True, False)], "bigru": [(True, True), (True, False)],
-             "bilstm": [(True, False)]}[architecture]  # fmt: skip
+             "bilstm": [(True, False)]}[architecture]
     tokens = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(vocab_size, 64, mask_zero=True)(tokens)
     for both, sequences in stack:

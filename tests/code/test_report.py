@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from flows.cli import format_table
+from tasks.core.config import flatten
+from tasks.core.records import Evaluation, TrainedModel
+from tasks.stages.compare import CHECKS, checks_markdown, comparison_markdown, comparison_table, records, verdict
 from tasks.stages.evaluate import classification_metrics
 from tasks.stages.prepare import split_for_training
-from tasks.core.records import Evaluation, TrainedModel
-from tasks.stages.record import CHECKS, checks_markdown, comparison_markdown, comparison_table, flatten, records, verdict
 from tasks.tracking import Tracking
 
 
@@ -59,7 +60,7 @@ def _evaluation(architecture: str, seq_len: int | None, accuracy: float, auc: fl
     trained = TrainedModel(
         architecture=architecture, seq_len=seq_len, run_id=f"{architecture}0123456789", classifier_dir=Path("m"),
         seconds=seconds, history={},
-    )  # fmt: skip
+    )
     return Evaluation(trained=trained, metrics={"test_accuracy": accuracy, "test_auc": auc, "test_f1": 0.8})
 
 
@@ -71,7 +72,7 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
         "train_seconds": 12.3, "seeds": 1, "test_accuracy_mean": 0.8123, "test_accuracy_std": 0.0,
         "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None, "version": "3", "alias": "champion",
         **dict.fromkeys(CHECKS),  # this evaluation had no behaviour or robustness checks
-    }  # fmt: skip
+    }
     assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
 
     server = Tracking(tracking_uri="http://127.0.0.1:5000", experiment_id="7", registered_model_prefix="reviewflow-")
@@ -127,7 +128,7 @@ def _seed(architecture: str, seed: int, test_accuracy: float, validation_accurac
     trained = TrainedModel(
         architecture=architecture, seq_len=100, run_id=f"{architecture}{seed}", classifier_dir=Path("m"), seconds=seconds,
         history={}, seed=seed, several_seeds=True,
-    )  # fmt: skip
+    )
     metrics = {"test_accuracy": test_accuracy, "test_auc": test_accuracy + 0.05, "test_f1": 0.8, "validation_accuracy": validation_accuracy}
     return Evaluation(trained=trained, metrics=metrics)
 
@@ -138,7 +139,7 @@ def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_on
 
     assert [(s.seed, s.seeds) for s in seed_settings(TrainConfig(seed=7, seeds=3))] == [(7, 1), (8, 1), (9, 1)]
     every_seed = [_seed("rnn", 42, 0.80, 0.79, 30), _seed("rnn", 43, 0.84, 0.78, 50), _seed("rnn", 44, 0.82, 0.81, 40),
-                  _seed("bigru", 42, 0.85, 0.84)]  # fmt: skip
+                  _seed("bigru", 42, 0.85, 0.84)]
     assert [e.trained.name for e in every_seed[:2]] == ["rnn-100-seed42", "rnn-100-seed43"]
     # The best validation accuracy, not the best test accuracy (seed 43) picks rnn's registered model.
     assert [(e.trained.architecture, e.trained.seed) for e in best_seeds(every_seed)] == [("rnn", 44), ("bigru", 42)]
@@ -155,7 +156,7 @@ def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_on
 
 
 def test_the_seeds_table_is_shown_only_when_some_architecture_has_several():
-    from tasks.stages.record import seeds_markdown
+    from tasks.stages.compare import seeds_markdown
 
     assert seeds_markdown([_seed("rnn", 42, 0.8, 0.8)]) == ""
     shown = seeds_markdown([_seed("rnn", 42, 0.8, 0.79), _seed("rnn", 43, 0.84, 0.78)])
@@ -165,7 +166,7 @@ def test_the_seeds_table_is_shown_only_when_some_architecture_has_several():
 def test_behaviour_and_robustness_figures_are_shown_for_the_models_that_have_them():
     checked = _evaluation("rnn", 100, 0.85)
     checked.metrics.update({"behaviour_pass_rate": 0.8123, "behaviour_mft_negation_pass_rate": 0.25,
-                            "robust_first_50_words_accuracy": 0.7712})  # fmt: skip
+                            "robust_first_50_words_accuracy": 0.7712})
     table = comparison_table([checked, _evaluation("ensemble", None, 0.9)], {})
     rows = {row["architecture"]: row for row in records(table)}
     assert (rows["rnn"]["behaviour_pass_rate"], rows["rnn"]["behaviour_negation"]) == (0.8123, 0.25)

@@ -37,7 +37,7 @@ def _params(profile: str, *overrides: str) -> dict[str, str]:
 
 def _training(run_id: str, params: dict[str, str], models: list[ModelRun], profile: str = "smoke") -> TrainingRun:
     return TrainingRun(run_id=run_id, name=f"{profile}-{run_id}", status="FINISHED", start_time_ms=1_764_400_000_000,
-                       profile=profile, commit="0123456789abcdef", params=params, models=models)  # fmt: skip
+                       profile=profile, commit="0123456789abcdef", params=params, models=models)
 
 
 def test_summarize_gives_mean_sample_std_range_and_median_per_architecture_over_seeds():
@@ -64,11 +64,11 @@ def test_a_model_run_without_test_accuracy_is_left_out():
 def test_settings_parse_params_split_dicts_and_drop_paths_and_servers():
     params = {"train.epochs": "2", "train.seq_len": "{'rnn': 100, 'bilstm': 400}", "data.reviews_per_split": "None",
               "prepare.keep": "end", "baseline.ngram_range": "[1, 2]", "output_dir": "data/runs", "tracking.experiment": "None",
-              "data.source": "/somewhere/aclImdb.tar.gz", "train.max_workers": "2", "ensemble.enabled": "True"}  # fmt: skip
+              "data.source": "/somewhere/aclImdb.tar.gz", "train.max_workers": "2", "ensemble.enabled": "True"}
     assert settings(params) == {
         "train.epochs": 2, "train.seq_len.rnn": 100, "train.seq_len.bilstm": 400, "data.reviews_per_split": None,
         "prepare.keep": "end", "baseline.ngram_range": [1, 2], "ensemble.enabled": True,
-    }  # fmt: skip
+    }
 
 
 def test_a_profile_run_with_nothing_set_differs_from_its_defaults_in_nothing():
@@ -78,7 +78,7 @@ def test_a_profile_run_with_nothing_set_differs_from_its_defaults_in_nothing():
 
 def test_the_reproduce_command_sets_what_differs_from_the_profile_and_the_cli_accepts_it():
     params = _params("default", "train.epochs=2", "train.seq_len.bilstm=400", "data.reviews_per_split=500",
-                     "baseline.ngram_range=[1,2]", "train.architectures=rnn,bigru", "train.by_architecture.bilstm.dropout=0.1")  # fmt: skip
+                     "baseline.ngram_range=[1,2]", "train.architectures=rnn,bigru", "train.by_architecture.bilstm.dropout=0.1")
     changed = changes(default_settings("default"), settings(params))
     command = reproduce_command("default", changed)
     assert command == (
@@ -99,7 +99,7 @@ def test_a_setting_newer_than_the_run_is_not_set_and_an_older_one_is():
 def test_values_are_shown_as_set_takes_them():
     assert [shown(v) for v in (None, True, False, [1, 2], ["rnn", "bigru"], 0.001, "end")] == [
         "null", "true", "false", "[1,2]", "[rnn,bigru]", "0.001", "end"
-    ]  # fmt: skip
+    ]
 
 
 def test_change_labels_name_each_differing_setting_from_to():
@@ -112,7 +112,7 @@ def test_an_ablation_is_labelled_by_its_changed_settings_not_its_seeds_or_models
     main_models = [_model("rnn", s, a) for s, a in ((1, 0.70), (2, 0.72), (3, 0.74))] + [_model("bigru", 1, 0.80)]
     main = summarize(main_models)
     other = _training("b", _params("smoke", "prepare.vocab_size=8000", "train.seed=9", "train.architectures=rnn,bilstm"),
-                      [_model("rnn", 1, 0.75), _model("rnn", 2, 0.77), _model("bilstm", 1, 0.85, seq_len=400)])  # fmt: skip
+                      [_model("rnn", 1, 0.75), _model("rnn", 2, 0.77), _model("bilstm", 1, 0.85, seq_len=400)])
     result = ablation(main, settings(_params("smoke")), other)
     assert result["change"] == "prepare.vocab_size 5000 → 8000"
     rnn, bilstm = result["rows"]
@@ -123,7 +123,7 @@ def test_an_ablation_is_labelled_by_its_changed_settings_not_its_seeds_or_models
 
 def test_the_markdown_holds_the_caption_the_figures_and_the_ablations():
     main = _training("a", _params("smoke", "train.epochs=2"), [_model("rnn", 1, 0.70, 8.0), _model("rnn", 2, 0.72, 12.0),
-                     _model("bilstm", 1, 0.81, seq_len=2494), _model("baseline", None, 0.86, None, seq_len=None)])  # fmt: skip
+                     _model("bilstm", 1, 0.81, seq_len=2494), _model("baseline", None, 0.86, None, seq_len=None)])
     other = _training("b", _params("smoke", "train.epochs=3"), [_model("rnn", 1, 0.69), _model("rnn", 2, 0.69)])
     markdown = report_markdown(report_figures(main, [other], "reviewflow report a --ablation b"))
     assert "Training run `smoke-a` (`a`), profile `smoke`, commit `0123456789ab`, started 2025-11-29 07:06 UTC." in markdown

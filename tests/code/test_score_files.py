@@ -151,7 +151,7 @@ def no_temporaries(*folders: Path) -> bool:
         ("reviews.csv", "review_id"), ("reviews.tsv", "id"), ("reviews.jsonl", "review_id"), ("reviews.parquet", None),
         ("reviews.csv.gz", "id"), ("reviews.jsonl.gz", "review_id"),
     ],
-)  # fmt: skip
+)
 def test_each_format_round_trips_with_ids_order_scores_and_manifest(workdir: Path, name: str, id_column: str | None) -> None:
     records = [{**({id_column: rid} if id_column else {}), "text": text, "stars": 3} for rid, text in reversed(REVIEWS)]
     source = write_input(workdir / "in" / name, records)
@@ -338,7 +338,7 @@ def test_unscorable_rows_keep_their_place_with_a_reason(workdir: Path) -> None:
     assert list(frame["error"]) == [
         "", "empty text", "empty text", "not text: int", "not text: float", "not text: bool", "not text: null",
         "no words", "no text", "",
-    ]  # fmt: skip
+    ]
     failed = frame["error"] != ""
     assert frame.loc[failed, ["prob_rnn", "prob_bigru", "prob_ensemble", "sentiment"]].isna().all().all()
     assert recorder.texts == ["A fine film.", "Ünïcödé wörds ok"]
@@ -358,7 +358,7 @@ def test_csv_numbers_and_blank_texts_are_row_errors(workdir: Path) -> None:
 @pytest.mark.parametrize("name", ["latin1.csv", "latin1.csv.gz", "latin1.jsonl.gz"])
 def test_non_utf8_bytes_are_quarantined_naming_the_offset(workdir: Path, name: str) -> None:
     # In a gzip file, the offset counts the decompressed text: that is where the bad byte is.
-    head = "text\nCafé au lait, très bien\n".encode("utf-8")
+    head = "text\nCafé au lait, très bien\n".encode()
     source = write_bytes(workdir / name, head + "Crème brûlée".encode("latin-1") + b"\n")
     reason = quarantined(score(source, workdir / "out"), workdir / "out")
     assert reason == f"not UTF-8 (byte 0xe8 at offset {len(head) + 2})"
@@ -503,7 +503,7 @@ def test_an_input_over_the_size_limit_is_quarantined_and_the_others_go_on(workdi
     outcomes = score_inbox(inbox, out, workdir / "archive", Recorder().scorers, VERSIONS, 100, limits)
     assert [(o.input.name, o.status) for o in outcomes] == [
         ("big.csv", "quarantined"), ("bomb.csv.gz", "quarantined"), ("small.csv", "scored"),
-    ]  # fmt: skip
+    ]
     assert {quarantined(o, out) for o in outcomes[:2]} == {"larger than the limit of 2,000 bytes"}
 
 
@@ -658,7 +658,7 @@ def test_prob_ensemble_is_the_registered_ensemble_s_and_the_manifest_says_which(
     ensemble = EnsembleScorer(
         version="reviewflow-ensemble/2", stacker=stacker, members={"rnn": "reviewflow-rnn/3", "bigru": "reviewflow-bigru/6"},
         scorers={"bigru": lambda texts: np.full(len(texts), 0.5)},  # bigru/6 is not the column's bigru/7
-    )  # fmt: skip
+    )
     versions = {"rnn": "reviewflow-rnn/3", "bigru": "reviewflow-bigru/7", "ensemble": "reviewflow-ensemble/2"}
     outcome = score_file(source, workdir / "out", recorder.scorers, versions, 1000, ensemble=ensemble)
 
@@ -675,11 +675,11 @@ def test_prob_ensemble_is_the_registered_ensemble_s_and_the_manifest_says_which(
     assert manifest["prob_ensemble"] == {
         "source": "registered ensemble", "model": "reviewflow-ensemble/2", "members": ensemble.members,
         "weights": {"rnn": 1.5, "bigru": -0.5}, "intercept": 0.25,
-    }  # fmt: skip
+    }
 
     only = score_file(source, workdir / "only", {}, {"ensemble": "reviewflow-ensemble/2"}, 1000,
                       ensemble=EnsembleScorer("reviewflow-ensemble/2", stacker, ensemble.members,
-                                              {"rnn": recorder.rnn, "bigru": lambda texts: np.full(len(texts), 0.5)}))  # fmt: skip
+                                              {"rnn": recorder.rnn, "bigru": lambda texts: np.full(len(texts), 0.5)}))
     assert only.status == "scored"
     alone = read_output(workdir / "only" / "r.scored.csv")
     assert list(alone.columns) == ["review_id", "prob_ensemble", "sentiment", "error"]

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from tasks.core.config import TrackingConfig
-from tasks.tracking import connect, finish_run, log_dataset, start_parent_run
+from tasks.tracking import connect
+from tasks.tracking.runs import finish_run, log_dataset, start_parent_run
 
 
 def test_recording_the_dataset_leaves_the_parent_running_until_the_flow_closes_it(tmp_path):
@@ -26,9 +27,10 @@ def test_recording_the_dataset_leaves_the_parent_running_until_the_flow_closes_i
 
 
 def test_registering_with_the_server_gone_is_one_line_that_says_where_the_model_stays(tmp_path):
-    from tasks.core.servers import free_port
     from tasks.core.errors import ReviewflowError
-    from tasks.tracking import Tracking, log_and_register
+    from tasks.core.servers import free_port
+    from tasks.registry.versions import log_and_register
+    from tasks.tracking import Tracking
 
     gone = Tracking(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment_id="1", registered_model_prefix="t-", parent_run_id="p")
     with pytest.raises(ReviewflowError) as raised:

@@ -10,15 +10,15 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from tasks.bench.run import EXPERIMENT, Sizes, bench, bench_markdown, table
 from models.architectures import RECURRENT
+from tasks.bench.run import EXPERIMENT, Sizes, bench, bench_markdown, table
 from tasks.core.errors import ReviewflowError
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
 
 TINY = Sizes(reviews_per_split=600, train_rows=256, bilstm_rows=128, repeats=1, flow_repeats=1, epochs=1,
-             score_rows=300, notebook_score_rows=4, startup_repeats=1, memory_rows=2000)  # fmt: skip
+             score_rows=300, notebook_score_rows=4, startup_repeats=1, memory_rows=2000)
 CHOSEN = ["train_rnn", "overhead", "score", "score_startup", "score_memory"]
 
 
@@ -119,7 +119,7 @@ def test_the_profile_of_a_training_reads_prefects_record_of_its_tasks(smoke_trai
 
 def test_the_profile_of_an_unknown_flow_run_is_one_line(workdir):
     result = run_cli(["bench", "--profile", "00000000-0000-0000-0000-000000000000"],
-                     env={"PREFECT_HOME": str(workdir / "prefect-home")}, cwd=workdir, timeout=600)  # fmt: skip
+                     env={"PREFECT_HOME": str(workdir / "prefect-home")}, cwd=workdir, timeout=600)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("reviewflow: error: no training flow run '00000000-0000-0000-0000-000000000000'")

@@ -16,7 +16,7 @@ RENDER_TIMEOUT_S = 90  # the single-page apps fetch their data after loading; sl
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1800,1100",
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def browser(tmp_path_factory):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
         pytest.fail("browser tests need Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver); "
-                    "deselect them with -m 'not browser'")  # fmt: skip
+                    "deselect them with -m 'not browser'")
     profile = tmp_path_factory.mktemp("chromium-profile")
     options = Options()
     options.binary_location = chromium

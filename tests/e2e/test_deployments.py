@@ -23,11 +23,11 @@ from prefect.client.schemas.filters import (
     LogFilterTextSearch,
 )
 
-from models.architectures import ARCHITECTURES, SCORING_MODELS
-from tasks.core.servers import free_port
 from flows.stack import up
+from models.architectures import ARCHITECTURES, SCORING_MODELS
 from tasks.core.config import Config
 from tasks.core.errors import ReviewflowError
+from tasks.core.servers import free_port
 
 pytestmark = pytest.mark.e2e
 CHILD_RUNS = ["rnn-100", "birnn-100", "bigru-100", "bilstm-2494", "baseline-tfidf", "ensemble-stacked"]
@@ -40,7 +40,7 @@ REVIEWS = pd.DataFrame({
         "",
         "The best performance of the year, with a wonderful score.",
     ],
-})  # fmt: skip
+})
 
 
 # --- serve ---------------------------------------------------------------------------------------------

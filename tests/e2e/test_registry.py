@@ -4,7 +4,8 @@ import pytest
 from mlflow import MlflowClient
 
 from tasks.core.config import Config, tracking_settings
-from tasks.tracking import apply_champion_gate, connect
+from tasks.registry.versions import apply_champion_gate
+from tasks.tracking import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from tasks.core.servers import free_port
 from models.architectures import RECURRENT
 from tasks.core.config import flatten, load_config
+from tasks.core.servers import free_port
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ MAIN = {
     ("rnn", 1): (0.7012, 0.7801, 30.0), ("rnn", 2): (0.7188, 0.7904, 34.0), ("rnn", 3): (0.7093, 0.7822, 31.0),
     ("bigru", 1): (0.7801, 0.8512, 90.0), ("bigru", 2): (0.7722, 0.8471, 95.0), ("bigru", 3): (0.7869, 0.8560, 99.0),
     ("baseline", None): (0.8541, 0.9302, None),
-}  # fmt: skip
+}
 ABLATION = {("rnn", 1): (0.7305, 0.8001, 33.0), ("rnn", 2): (0.7251, 0.7990, 35.0), ("bigru", 1): (0.7702, 0.8455, 97.0), ("bigru", 2): (0.7655, 0.8401, 92.0)}
 
 

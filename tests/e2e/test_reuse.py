@@ -70,7 +70,7 @@ def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
         "train-rnn-100-seed42": "Cached", "train-birnn-100-seed42": "Cached", "train-bigru-100-seed42": "Completed",
         "train-bilstm-2494-seed42": "Completed",
         "train-baseline-tfidf": "Completed",
-    }  # fmt: skip
+    }
     assert second.task_states("evaluate")["evaluate-rnn-100"] == "Cached"
     assert {second.task_states(stage)[name] for stage in ("ingest", "validate") for name in second.task_states(stage)} == {"Cached"}
     # Each model still has its child run in the new parent, the reused ones saying where they came from.
@@ -85,7 +85,7 @@ def test_a_rerun_trains_only_the_models_not_trained_before(reruns):
         assert history == [(m.step, m.value) for m in client.get_metric_history(original.info.run_id, "val_loss")]
         assert {a.path for a in client.list_artifacts(copy.info.run_id, "plots")} == {
             "plots/training_curves.png", "plots/confusion_matrix.png", "plots/roc_curve.png"
-        }  # fmt: skip
+        }
     for architecture in ("bigru", "bilstm", "baseline"):
         assert REUSED_TAG not in second.children[architecture].data.tags
 

@@ -101,12 +101,12 @@ def test_scores_equal_the_registered_pyfunc_on_the_same_texts(scored, review_fil
 def test_the_ensemble_alone_and_the_mean_without_it(smoke_training, review_files, mlflow_server, tmp_path):
     folder, _ = review_files
     alone = run_cli(["score", str(folder / "batch one.csv"), "--output", str(tmp_path / "alone"), "--models", "ensemble"],
-                    env={"MLFLOW_TRACKING_URI": mlflow_server})  # fmt: skip
+                    env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert alone.returncode == 0, alone.stderr[-3000:]
     frame = pd.read_csv(tmp_path / "alone" / "batch one.scored.csv")
     assert list(frame.columns) == ["review_id", "prob_ensemble", "sentiment", "error"]
     mean = run_cli(["score", str(folder / "batch one.csv"), "--output", str(tmp_path / "mean"), "--models", "rnn,baseline"],
-                   env={"MLFLOW_TRACKING_URI": mlflow_server})  # fmt: skip
+                   env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert mean.returncode == 0, mean.stderr[-3000:]
     frame = pd.read_csv(tmp_path / "mean" / "batch one.scored.csv")
     assert np.allclose(frame["prob_ensemble"], frame[["prob_rnn", "prob_baseline"]].mean(axis=1))

@@ -41,11 +41,11 @@ def test_twenty_files_during_a_training_are_each_scored_exactly_once(smoke_train
         [reviewflow, "train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}"],
         cwd=tmp_path, env={**env, "REVIEWFLOW_DATA": str(imdb_archive), "MLFLOW_TRACKING_URI": "sqlite:///training.db"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
     scoring_env = {**env, "MLFLOW_TRACKING_URI": mlflow_server}
     runs = [
         subprocess.Popen([sys.executable, "-c", SCORE_INBOX, str(inbox), str(outbox), str(archive)], cwd=tmp_path,
-                         env=scoring_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         env=scoring_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     reports = []

@@ -40,7 +40,7 @@ def test_each_seed_is_a_child_run_and_the_parent_has_the_figures_over_seeds(twic
     seeds = [by_name[f"rnn-100-seed{s}"] for s in (42, 43)]
     assert [(c.data.tags["architecture"], c.data.tags["seed"], c.data.params["seed"]) for c in seeds] == [
         ("rnn", "42", "42"), ("rnn", "43", "43")
-    ]  # fmt: skip
+    ]
     accuracies = [c.data.metrics["test_accuracy"] for c in seeds]
     assert accuracies[0] != accuracies[1]  # different seeds, different models
     metrics = parent.data.metrics

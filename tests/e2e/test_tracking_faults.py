@@ -18,7 +18,7 @@ def test_a_tracking_server_restarted_mid_training_loses_no_metric_point(tmp_path
     store, port = tmp_path / "mlflow", free_port()
     server = start_mlflow_server(store, "127.0.0.1", port)
     command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
-               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]  # fmt: skip
+               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(MLFLOW_TRACKING_URI=server.url, REVIEWFLOW_DATA=str(imdb_archive))
     log = tmp_path / "train.log"

@@ -134,12 +134,12 @@ def test_sigterm_at_any_moment_leaves_no_run_running_or_finished(workdir, imdb_a
     from pathlib import Path
 
     command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
-               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]  # fmt: skip
+               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]
     log = workdir / "train.log"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})  # fmt: skip
+                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})
     deadline = time.monotonic() + 900
     while moment not in log.read_text(errors="replace"):
         assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
@@ -168,19 +168,19 @@ def test_a_training_killed_like_the_oom_killer_fails_alone_and_the_others_regist
     from pathlib import Path
 
     command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
-               "--set", "train.architectures=rnn,bilstm", "--set", f"data.cache_dir={shared_cache}"]  # fmt: skip
+               "--set", "train.architectures=rnn,bilstm", "--set", f"data.cache_dir={shared_cache}"]
     log = workdir / "train.log"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})  # fmt: skip
+                                   env={**env, "REVIEWFLOW_DATA": str(imdb_archive)})
     deadline = time.monotonic() + 900
     while not (found := re.search(r"bilstm-2494: training on .* \(process (\d+)\)", log.read_text(errors="replace"))):
         assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
         time.sleep(0.2)
     os.kill(int(found.group(1)), signal.SIGKILL)
     assert process.wait(timeout=900) == 2, log.read_text(errors="replace")[-3000:]
-    (line,) = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("reviewflow: error:")]
+    (line,) = [entry for entry in log.read_text(errors="replace").splitlines() if entry.startswith("reviewflow: error:")]
     assert "bilstm-2494 failed: its process was killed by SIGKILL (the kernel's out-of-memory killer" in line
     assert line.endswith("(trained and registered: rnn-100)")
 

@@ -11,6 +11,7 @@ from models.architectures import ARCHITECTURES, BASELINE, ENSEMBLE, RECURRENT, S
 from models.batching import Sequences
 from models.sentiment import SentimentClassifier
 from models.text import Vocabulary
+from tasks.bench.notebook import notebook_model
 
 # The notebook's recurrent layers, first to last: (layer, bidirectional, returns sequences)
 NOTEBOOK_STACK = {
@@ -24,30 +25,30 @@ NOTEBOOK_STACK = {
 @pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_layer_specs_match_the_notebook(architecture):
     model = build_model(architecture, vocab_size=100)
-    layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-    embedding = next(l for l in layers if isinstance(l, keras.layers.Embedding))
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    embedding = next(layer for layer in layers if isinstance(layer, keras.layers.Embedding))
     assert embedding.input_dim == 100 and embedding.output_dim == 64
-    recurrent = [l for l in layers if l.__class__.__name__ == "PaddedRecurrent"]
-    assert [(l.forward_layer.__class__.__name__, l.bidirectional, l.return_sequences) for l in recurrent] == NOTEBOOK_STACK[architecture]
-    assert all(l.forward_layer.units == 64 for l in recurrent)
-    assert all((l.backward_layer is not None) == l.bidirectional for l in recurrent)
-    dense = [l for l in layers if isinstance(l, keras.layers.Dense)]
+    recurrent = [layer for layer in layers if layer.__class__.__name__ == "PaddedRecurrent"]
+    assert [(layer.forward_layer.__class__.__name__, layer.bidirectional, layer.return_sequences) for layer in recurrent] == NOTEBOOK_STACK[architecture]
+    assert all(layer.forward_layer.units == 64 for layer in recurrent)
+    assert all((layer.backward_layer is not None) == layer.bidirectional for layer in recurrent)
+    dense = [layer for layer in layers if isinstance(layer, keras.layers.Dense)]
     assert [(d.units, d.activation.__name__) for d in dense] == [(64, "relu"), (1, "sigmoid")]
     assert layers[-1] is dense[-1]
 
 
 @pytest.mark.parametrize("architecture", list(RECURRENT))
 def test_the_notebooks_way_reads_the_padding_with_plain_keras_layers(architecture):
-    model = build_model(architecture, vocab_size=100, read_padding=True)
-    stack = [l for l in model.layers if isinstance(l, (keras.layers.RNN, keras.layers.Bidirectional))]
+    model = notebook_model(architecture, vocab_size=100)
+    stack = [layer for layer in model.layers if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
     described = [
-        ((l.forward_layer if isinstance(l, keras.layers.Bidirectional) else l).__class__.__name__,
-         isinstance(l, keras.layers.Bidirectional),
-         (l.forward_layer if isinstance(l, keras.layers.Bidirectional) else l).return_sequences)
-        for l in stack
-    ]  # fmt: skip
+        ((layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer).__class__.__name__,
+         isinstance(layer, keras.layers.Bidirectional),
+         (layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer).return_sequences)
+        for layer in stack
+    ]
     assert described == NOTEBOOK_STACK[architecture]
-    assert not next(l for l in model.layers if isinstance(l, keras.layers.Embedding)).mask_zero
+    assert not next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)).mask_zero
 
 
 @pytest.mark.parametrize("architecture", list(RECURRENT))
@@ -68,7 +69,7 @@ def test_names_lengths_and_notebook_figures_cover_the_same_architectures():
     assert ARCHITECTURES == (*RECURRENT, BASELINE) and SCORING_MODELS == (*ARCHITECTURES, ENSEMBLE)
     assert [run_name(a, NOTEBOOK_SEQ_LEN.get(a)) for a in SCORING_MODELS] == [
         "rnn-100", "birnn-100", "bigru-100", "bilstm-2494", "baseline-tfidf", "ensemble-stacked",
-    ]  # fmt: skip
+    ]
 
 
 def test_unknown_architecture_is_refused():

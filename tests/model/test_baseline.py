@@ -13,9 +13,9 @@ from models.classifiers import is_baseline, load_classifier
 from models.text import tokenize
 
 POSITIVE = ["a wonderful film, I loved it", "wonderful acting and a great story", "great fun, loved every minute",
-            "truly great, wonderful cast", "I loved this great movie"]  # fmt: skip
+            "truly great, wonderful cast", "I loved this great movie"]
 NEGATIVE = ["an awful film, I hated it", "awful acting and a boring story", "boring and dull, hated every minute",
-            "truly awful, boring cast", "I hated this dull movie"]  # fmt: skip
+            "truly awful, boring cast", "I hated this dull movie"]
 TEXTS, LABELS = POSITIVE + NEGATIVE, np.array([1] * 5 + [0] * 5)
 SMALL = BaselineSettings(ngram_range=(1, 2), min_df=1, C=10.0, nb_weighting=False)
 

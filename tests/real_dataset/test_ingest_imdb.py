@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from tasks.core.config import DataConfig
-from tasks.stages.ingest import review_folders, ingest_reviews
 from tasks.core.records import ReviewTable
 from tasks.core.schema import COLUMNS
+from tasks.stages.ingest import ingest_reviews, review_folders
+
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -39,4 +39,4 @@ def split_name(name: str, fmt: Format) -> tuple[str, str]:
 __all__ = [
     "FORMATS", "MISSING", "SUFFIXES", "Fingerprint", "Format", "FormatError", "Layout", "TableWriter", "Utf8Check",
     "format_of", "split_name",
-]  # fmt: skip
+]

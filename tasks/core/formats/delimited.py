@@ -25,7 +25,7 @@ class Delimited(Format):
         return {
             "sep": self.sep, "dtype": str, "keep_default_na": False, "encoding": "utf-8-sig",
             "compression": "gzip" if self.compressed else None,
-        }  # fmt: skip
+        }
 
     def _read_table(self, path: Path) -> pd.DataFrame:
         with self.open(path) as stream:

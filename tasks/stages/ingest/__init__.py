@@ -14,17 +14,18 @@ import hashlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
 
-from tasks.core.caching import ingest_inputs_key, reused
+from tasks.core.caching import cache_key, reused, section, source_digest
 from tasks.core.config import DataConfig
 from tasks.core.errors import ReviewflowError, one_line
 from tasks.core.formats import SUFFIXES, Format, format_of
-from tasks.stages.ingest import review_folders, cache, download, tables
 from tasks.core.records import ReviewTable
 from tasks.core.schema import COLUMNS
+from tasks.stages.ingest import cache, download, review_folders, tables
 
 log = logging.getLogger("reviewflow")
 
@@ -107,6 +108,16 @@ def _os_error(exc: OSError) -> str:
     """An operating-system error as one line naming the file."""
     where = f" {exc.filename}" if exc.filename else ""
     return f"cannot access{where}: {exc.strerror or one_line(exc)}"
+
+
+def ingest_key(source_digest: str, data: DataConfig, code: str) -> str:
+    return cache_key("ingest", source=source_digest, data=section(data), code=code)
+
+
+def ingest_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
+    data: DataConfig = inputs["data"]
+    digest = source_digest(data.source)
+    return ingest_key(digest, data, code) if digest else None
 
 
 ingest_task = task(ingest_reviews, name="ingest", **reused(ingest_inputs_key))
