@@ -43,11 +43,12 @@ from tasks.core.config import (
     DataConfig,
     marked,
 )
+from tasks.core.provenance import PROJECT_ROOT
 from tasks.core.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
 
 log = logging.getLogger("reviewflow")
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = PROJECT_ROOT
 CODE_PACKAGES = ("models", "tasks")
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, TrainedModel, Evaluation)

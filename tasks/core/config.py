@@ -28,6 +28,7 @@ from pydantic import (
 from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN, RECURRENT, SCORING_MODELS
 from models.baseline import BaselineSettings
 from tasks.core.errors import ReviewflowError
+from tasks.core.provenance import PROJECT_ROOT
 
 OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 Profile = Literal["smoke", "default"]
@@ -216,6 +217,10 @@ class TrainConfig(Section):
             except ValidationError as exc:
                 raise ValueError(f"{where}: {describe_validation_error(exc)}") from None
         return self
+
+    def model_settings(self, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
+        """The settings that change a trained model: what its run's params and its cache key hold."""
+        return self.model_dump(mode=mode, exclude=marked(TrainConfig, WHERE_OR_HOW, WHICH_TRAININGS) | {"by_architecture"})
 
     def for_architecture(self, architecture: str) -> TrainConfig:
         """The settings one architecture trains with: these, with its `by_architecture` entries on top."""
@@ -468,7 +473,7 @@ def tracking_settings(tracking: TrackingConfig, settings_file: Path | None = Non
 
 
 def _read_mlflow_yaml(path: Path | None) -> dict[str, Any]:
-    candidates = [path] if path else [Path.cwd() / "mlflow.yaml", Path(__file__).resolve().parents[1] / "mlflow.yaml"]
+    candidates = [path] if path else [Path.cwd() / "mlflow.yaml", PROJECT_ROOT / "mlflow.yaml"]
     for candidate in candidates:
         if candidate.is_file():
             try:

@@ -16,13 +16,14 @@ from mlflow.exceptions import MlflowException
 from models.architectures import ENSEMBLE
 from models.classifiers import is_baseline
 from tasks.core.errors import ReviewflowError, one_line, redacted
+from tasks.core.provenance import PROJECT_ROOT
 from tasks.tracking import Tracking, check_server_answers, is_server
 from tasks.tracking.runs import LOGGED_MODEL_FOLDER
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 ENSEMBLE_CODE = Path(__file__).with_name("pyfunc_ensemble.py")
 ENSEMBLE_SPEC = "ensemble.json"  # the ensemble's artifact: its stacker and pinned member versions
-MODELS_PACKAGE = Path(__file__).resolve().parents[2] / "models"
+MODELS_PACKAGE = PROJECT_ROOT / "models"
 CHAMPION, CHALLENGER = "champion", "challenger"
 GATE_METRIC = "test_accuracy"
 

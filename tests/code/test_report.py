@@ -133,11 +133,32 @@ def _seed(architecture: str, seed: int, test_accuracy: float, validation_accurac
     return Evaluation(trained=trained, metrics=metrics)
 
 
-def test_several_seeds_give_each_its_own_name_and_settings_and_the_registered_one_is_picked_on_validation():
-    from tasks.core.config import TrainConfig
-    from tasks.stages.seeds import best_seeds, seed_settings, seed_summary
+def test_the_jobs_of_a_run_are_each_architecture_and_seed_with_its_own_settings_name_and_cost(tmp_path):
+    from models.architectures import recurrent_macs_per_token
+    from models.batching import Sequences
+    from tasks.core.config import load_config
+    from tasks.core.records import PreparedData
+    from tasks.stages.train import training_jobs
 
-    assert [(s.seed, s.seeds) for s in seed_settings(TrainConfig(seed=7, seeds=3))] == [(7, 1), (8, 1), (9, 1)]
+    for seq_len, length in ((100, 100), (2494, 300)):  # four training reviews of 300 words each
+        Sequences.from_list([np.full(length, 2, dtype=np.int32)] * 4).save(tmp_path / f"train-{seq_len}.npz")
+    np.save(tmp_path / "train-labels.npy", np.array([0, 1, 0, 1]))
+    prepared = PreparedData(folder=tmp_path, table_path=tmp_path / "t.parquet", vocab_size=10, keep="end", rows={"train": 4})
+    config = load_config("smoke", ["train.seeds=2", "train.seed=7", "train.architectures=rnn,baseline,bilstm"])
+
+    jobs = training_jobs(config, prepared)
+    assert [j.name for j in jobs] == ["rnn-100-seed7", "rnn-100-seed8", "baseline-tfidf", "bilstm-2494-seed7", "bilstm-2494-seed8"]
+    assert [(j.seed, j.settings.seeds) for j in jobs if j.settings] == [(7, 1), (8, 1), (7, 1), (8, 1)]
+    assert jobs[3].settings.learning_rate == config.train.by_architecture["bilstm"]["learning_rate"] != jobs[0].settings.learning_rate
+    assert jobs[0].cost == 3 * config.train.epochs * 4 * 100 * recurrent_macs_per_token("rnn")
+    assert jobs[3].cost > jobs[0].cost > jobs[2].cost == 0  # the baseline has no recurrent layers
+    assert [j.name for j in training_jobs(config.model_copy(update={"train": config.train.model_copy(update={"seeds": 1})}), prepared)] == [
+        "rnn-100", "baseline-tfidf", "bilstm-2494"]
+
+
+def test_the_registered_seed_is_picked_on_validation_and_the_figures_are_over_every_seed():
+    from tasks.stages.seeds import best_seeds, seed_summary
+
     every_seed = [_seed("rnn", 42, 0.80, 0.79, 30), _seed("rnn", 43, 0.84, 0.78, 50), _seed("rnn", 44, 0.82, 0.81, 40),
                   _seed("bigru", 42, 0.85, 0.84)]
     assert [e.trained.name for e in every_seed[:2]] == ["rnn-100-seed42", "rnn-100-seed43"]
