@@ -1,4 +1,5 @@
 # Quick start: `make run` (set up, then train the default profile) and `make test`.
+# Edit-test loop: `make lint test-fast` (ruff, then the tests that start no server).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ endif
 endif
 export PREFECT_SERVER_EPHEMERAL_ENABLED ?= true
 
-.PHONY: setup browser run test clean
+.PHONY: setup browser run lint test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -29,8 +30,15 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+lint: setup
+	$(BIN)/ruff check .
+
 test: setup browser
 	$(BIN)/pytest -q
+
+# The tests that start no server (no MLflow, Prefect or browser): code, data and model tests.
+test-fast: setup
+	$(BIN)/pytest -q -m "not e2e" tests/code tests/model tests/real_dataset
 
 clean:
 	rm -rf $(VENV) data/cache data/runs
