@@ -26,6 +26,8 @@ ENSEMBLE_SPEC = "ensemble.json"  # the ensemble's artifact: its stacker and pinn
 MODELS_PACKAGE = PROJECT_ROOT / "models"
 CHAMPION, CHALLENGER = "champion", "challenger"
 GATE_METRIC = "test_accuracy"
+# The input example every version carries (its signature: a string column `text`).
+INPUT_EXAMPLE = pd.DataFrame({"text": ["A moving story, wonderfully acted.", "Dull plot and wooden dialogue; I left early."]})
 
 
 def registered_name(tracking: Tracking, architecture: str) -> str:

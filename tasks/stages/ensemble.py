@@ -22,9 +22,8 @@ from models.ensemble import Stacker
 from tasks.core.config import EnsembleConfig
 from tasks.core.records import Evaluation, Predictions, Registration, TrainedModel
 from tasks.registry.versions import ENSEMBLE_SPEC as SPEC_FILE
-from tasks.registry.versions import GATE_METRIC, apply_champion_gate, log_and_register, registered_name, set_model_version_tags
+from tasks.registry.versions import GATE_METRIC, INPUT_EXAMPLE, apply_champion_gate, log_and_register, registered_name, set_model_version_tags
 from tasks.stages.evaluate import record_evaluation
-from tasks.stages.register import INPUT_EXAMPLE
 from tasks.tracking import Tracking
 from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 

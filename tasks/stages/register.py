@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.records import Evaluation, Registration
-from tasks.registry.versions import GATE_METRIC, apply_champion_gate, log_and_register, registered_name
+from tasks.registry.versions import GATE_METRIC, INPUT_EXAMPLE, apply_champion_gate, log_and_register, registered_name
 from tasks.tracking import Tracking
 
 log = logging.getLogger("reviewflow")
-INPUT_EXAMPLE = pd.DataFrame(
-    {"text": ["A moving story, wonderfully acted.", "Dull plot and wooden dialogue; I left early."]}
-)
-
-
 def register_model(evaluation: Evaluation, tracking: Tracking) -> Registration:
     """A new registry version; `champion` only if it is at least as accurate as the current one."""
     trained = evaluation.trained
