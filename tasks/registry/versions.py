@@ -26,6 +26,7 @@ ENSEMBLE_SPEC = "ensemble.json"  # the ensemble's artifact: its stacker and pinn
 MODELS_PACKAGE = PROJECT_ROOT / "models"
 CHAMPION, CHALLENGER = "champion", "challenger"
 GATE_METRIC = "test_accuracy"
+REFERENCE_PROFILE = "reference_profile"  # the artifact a version's drift reference travels as
 # The input example every version carries (its signature: a string column `text`).
 INPUT_EXAMPLE = pd.DataFrame({"text": ["A moving story, wonderfully acted.", "Dull plot and wooden dialogue; I left early."]})
 
@@ -35,12 +36,15 @@ def registered_name(tracking: Tracking, architecture: str) -> str:
 
 
 def log_and_register(
-    tracking: Tracking, run_id: str, architecture: str, model_dir: Path, input_example: pd.DataFrame
+    tracking: Tracking, run_id: str, architecture: str, model_dir: Path, input_example: pd.DataFrame, reference_profile: Path | None = None
 ) -> str:
     """Log the text-in pyfunc model in the run and register it; returns the new version.
 
     A classifier folder travels as the artifact `classifier`; the ensemble's `ensemble.json`
-    (stacker and member versions) as `ensemble`, its members staying in the registry.
+    (stacker and member versions) as `ensemble`, its members staying in the registry. The folder
+    `reference_profile` (`profile.json`: tasks.scoring.drift's profile of the test split as this model
+    scored it; `vocabulary.json`: the vocabulary its out-of-vocabulary rate counts against) travels as
+    the artifact `reference_profile`, which batch scoring compares each file with.
     """
     from mlflow.models import infer_signature
 
@@ -51,6 +55,8 @@ def log_and_register(
     else:
         baseline = is_baseline(model_dir)
         code, artifacts, requirements = PYFUNC_CODE, {"classifier": str(model_dir)}, _pip_requirements(not baseline, baseline)
+    if reference_profile is not None:
+        artifacts[REFERENCE_PROFILE] = str(reference_profile)
     tracking.client()
     try:
         if is_server(tracking.tracking_uri):

@@ -22,6 +22,9 @@ from pydantic import BaseModel
 from tasks.core.config import TrackingConfig
 from tasks.core.errors import ReviewflowError, one_line, redacted
 
+# MLflow's UI opens an experiment in the view its kind names; without it, it guessed GenAI (Traces, Judges, Prompts).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
 
 class Tracking(BaseModel):
     """What a task needs to reach the tracking server and the run it logs under."""
@@ -50,9 +53,12 @@ def connect(settings: TrackingConfig) -> Tracking:
         experiment = client.get_experiment_by_name(settings.experiment)
         if experiment is None:
             location = _artifact_location(uri, settings.artifact_location)
-            experiment_id = client.create_experiment(settings.experiment, artifact_location=location)
+            experiment_id = client.create_experiment(settings.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
         else:
             experiment_id = experiment.experiment_id
+            for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tag existed get it too
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment_id, key, value)
     except (MlflowException, ReviewflowError) as exc:
         raise ReviewflowError(redacted(f"MLflow tracking at {uri} failed: {one_line(exc)}")) from None
     except OSError as exc:
