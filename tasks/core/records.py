@@ -54,6 +54,14 @@ class PreparedData(BaseModel):
     def labels(self, split: str) -> np.ndarray:
         return np.load(self.folder / f"{split}-labels.npy")
 
+    def token_lengths(self, split: str) -> np.ndarray:
+        """Each review's length in tokens, before any cut to a model's length."""
+        return np.load(self.folder / f"{split}-token-lengths.npy")
+
+    def ratings(self, split: str) -> np.ndarray:
+        """Each review's rating (1-10), NaN where the data has none."""
+        return np.load(self.folder / f"{split}-ratings.npy")
+
     def texts(self, split: str) -> tuple[list[str], np.ndarray]:
         """The raw review texts of `split` (the same rows, in the same order, as its token ids), and their labels."""
         import pandas as pd

@@ -20,10 +20,11 @@ from prefect.cache_policies import NO_CACHE
 from models.architectures import ENSEMBLE, run_name
 from models.ensemble import Stacker
 from tasks.core.config import EnsembleConfig
-from tasks.core.records import Evaluation, Predictions, Registration, TrainedModel
+from tasks.core.records import Evaluation, Predictions, PreparedData, Registration, TrainedModel
 from tasks.registry.versions import ENSEMBLE_SPEC as SPEC_FILE
 from tasks.registry.versions import GATE_METRIC, INPUT_EXAMPLE, apply_champion_gate, log_and_register, registered_name, set_model_version_tags
 from tasks.stages.evaluate import record_evaluation
+from tasks.stages.register import reference_profile
 from tasks.tracking import Tracking
 from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
@@ -82,7 +83,7 @@ def fit_ensemble(evaluations: list[Evaluation], settings: EnsembleConfig, tracki
     return record_evaluation(trained, predictions, tracking, summary)
 
 
-def register_ensemble(ensemble: Evaluation, registrations: list[Registration], tracking: Tracking) -> Registration:
+def register_ensemble(ensemble: Evaluation, registrations: list[Registration], prepared: PreparedData, tracking: Tracking) -> Registration:
     """Register `reviewflow-ensemble` pinned to the member versions of `registrations`, gated like the others."""
     trained = ensemble.trained
     spec_path = trained.classifier_dir / SPEC_FILE
@@ -93,7 +94,7 @@ def register_ensemble(ensemble: Evaluation, registrations: list[Registration], t
         raise ValueError(f"ensemble members {missing} have no registered version")
     spec["members"] = {m: {"name": versions[m].name, "version": versions[m].version} for m in spec["stacker"]["members"]}
     spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    version = log_and_register(tracking, trained.run_id, ENSEMBLE, trained.classifier_dir, INPUT_EXAMPLE)
+    version = log_and_register(tracking, trained.run_id, ENSEMBLE, trained.classifier_dir, INPUT_EXAMPLE, reference_profile(ensemble, prepared))
     name = registered_name(tracking, ENSEMBLE)
     set_model_version_tags(tracking, name, version, {f"member.{m}": f"{v['name']}/{v['version']}" for m, v in spec["members"].items()})
     score = ensemble.metrics[GATE_METRIC]

@@ -27,7 +27,7 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
     The test split is only encoded here: it is read again only by the final evaluation.
     """
     started = time.perf_counter()
-    reviews = pd.read_parquet(table_path, columns=["text", "label", "split"]).reset_index(drop=True)
+    reviews = pd.read_parquet(table_path, columns=["text", "label", "split", "rating"]).reset_index(drop=True)
     splits = split_for_training(reviews, settings.validation_fraction, seed)
     vocabulary = Vocabulary.fit(splits["train"]["text"], settings.vocab_size)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,6 +35,9 @@ def prepare_sequences(table_path: Path, settings: PrepareConfig, seq_lens: list[
     for name, frame in splits.items():
         encoded = [vocabulary.encode(text) for text in frame["text"]]
         np.save(folder / f"{name}-labels.npy", frame["label"].to_numpy(dtype=np.int32))
+        # What evaluation slices by: each review's length in tokens, and its rating (NaN where it has none).
+        np.save(folder / f"{name}-token-lengths.npy", np.array([len(ids) for ids in encoded], dtype=np.int64))
+        np.save(folder / f"{name}-ratings.npy", pd.to_numeric(frame["rating"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         # Row positions in the table: models that read raw text (the baseline) see the same split.
         np.save(folder / f"{name}-rows.npy", frame.index.to_numpy(dtype=np.int64))
         for seq_len in sorted(set(seq_lens)):
