@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 import flows  # noqa: F401  (sets logging and TensorFlow environment before Prefect loads)
 from models.architectures import SCORING_MODELS
-from tasks.core.config import PROFILES, ScoringConfig, describe_validation_error, load_config
+from tasks.core.config import PROFILES, ScoringConfig, TrackingConfig, describe_validation_error, load_config, tracking_settings
 from tasks.core.errors import ReviewflowError, interrupted, one_line
 from tasks.core.servers import prefect_api
 
@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
                             help="put the tables between FILE's `<!-- results:<profile> -->` and `<!-- /results:<profile> -->`")
     report_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     report_cmd.set_defaults(run=run_report)
+    models_cmd = commands.add_parser("models", help="every registered version: aliases, test figures and the gate's verdicts")
+    models_cmd.set_defaults(run=run_models)
+    promote_cmd = commands.add_parser("promote", help="move `champion` to a version by hand, past the gate; recorded on the version")
+    promote_cmd.add_argument("model", metavar="MODEL", help=f"an architecture ({', '.join(SCORING_MODELS)}) or its registered name")
+    promote_cmd.add_argument("version", metavar="VERSION", help="the registered version to make champion")
+    promote_cmd.add_argument("--reason", required=True, help="why: recorded on the version with who and when (required)")
+    promote_cmd.set_defaults(run=run_promote)
     bench_cmd = commands.add_parser("bench", help="benchmarks side by side with the notebook's way; also an MLflow run in reviewflow-bench")
     bench_cmd.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (under 15 minutes on 2 cores)")
     bench_cmd.add_argument("--only", metavar="NAME,...", help="run only these benchmarks (default: all)")
@@ -168,6 +175,23 @@ def run_report(args: argparse.Namespace) -> int:
     from tasks.report import report
 
     print(report(args.run_id, args.ablation, args.write, args.json))
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from tasks.registry.catalog import model_rows
+    from tasks.tracking import connect
+
+    rows = model_rows(connect(tracking_settings(TrackingConfig())))
+    print(format_table(rows) if rows else "no registered versions yet: `reviewflow train` registers them")
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from tasks.registry.catalog import promote
+    from tasks.tracking import connect
+
+    print(promote(connect(tracking_settings(TrackingConfig())), args.model, args.version, args.reason))
     return 0
 
 

@@ -82,10 +82,10 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         chosen = best_seeds(evaluations)  # one per architecture, picked on validation
-        registrations = [register_task(e, prepared, tracking) for e in chosen]
-        ensemble = fit_ensemble_task(chosen, config.ensemble, tracking, run_dir / "models")
+        registrations = [register_task(e, prepared, table, config.registry, tracking) for e in chosen]
+        ensemble = fit_ensemble_task(chosen, config.ensemble, prepared, tracking, run_dir / "models")
         if ensemble is not None:
-            registrations.append(register_ensemble_task(ensemble, registrations, prepared, tracking))
+            registrations.append(register_ensemble_task(ensemble, registrations, prepared, table, config.registry, tracking))
             chosen.append(ensemble)
         rows = publish_comparison_task(chosen, registrations, tracking, evaluations)
         failures = [f for f in outcomes if isinstance(f, Failure)]

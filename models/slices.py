@@ -80,3 +80,13 @@ def worst_slice(slices: dict[str, dict[str, float | None]]) -> tuple[str, float]
         return None
     name = min(slices, key=lambda s: slices[s]["accuracy"])
     return name, float(slices[name]["accuracy"])
+
+
+def slices_from_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float | None]]:
+    """The slices back from a run's metrics as `flat_slice_metrics` named them (AUC None where it was left out)."""
+    slices: dict[str, dict[str, float | None]] = {}
+    for name in (*LENGTH_SLICES, *RATING_SLICES):
+        if f"slice_{name}_accuracy" in metrics:
+            slices[name] = {"rows": metrics.get(f"slice_{name}_rows"), "accuracy": metrics[f"slice_{name}_accuracy"],
+                            "auc": metrics.get(f"slice_{name}_auc")}
+    return slices

@@ -312,6 +312,19 @@ class ScoringConfig(Section):
     interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
 
 
+class RegistryConfig(Section):
+    """The champion gate: the current champion is scored again beside each candidate, on the same test reviews."""
+
+    gate_margin: float = Field(
+        0.002, ge=0, lt=1,
+        description="promote a candidate whose test accuracy beats the champion's by at least this; within it, hold "
+        "(challenger); worse by this or more, reject",
+    )
+    slice_margin: float = Field(
+        0.02, ge=0, lt=1, description="reject a candidate below the champion by more than this on any slice (length, rating)"
+    )
+
+
 class ServersConfig(Section):
     """Where `reviewflow up` starts the local MLflow and Prefect servers."""
 
@@ -346,6 +359,8 @@ class Config(Section):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    # Decides which version is promoted, never what a model computes (nor any kept result).
+    registry: Annotated[RegistryConfig, WHERE_OR_HOW] = Field(default_factory=RegistryConfig)
     scoring: Annotated[ScoringConfig, WHERE_OR_HOW] = Field(default_factory=ScoringConfig)
     servers: Annotated[ServersConfig, WHERE_OR_HOW] = Field(default_factory=ServersConfig)
     tracking: Annotated[TrackingConfig, WHERE_OR_HOW] = Field(default_factory=TrackingConfig)

@@ -133,11 +133,15 @@ class Predictions(BaseModel):
 
 
 class Registration(BaseModel):
+    """A registered version, the alias the gate gave it and why (its `gate.*` tags)."""
+
     architecture: str
     name: str
     version: str
     alias: str
-    champion_score: float | None
+    verdict: str = ""  # promote, hold or reject
+    champion: str = ""  # the champion it was compared with (`reviewflow-rnn/3`), none when there was none
+    gate: dict[str, str] = {}
 
 
 class ModelsInUse(BaseModel):

@@ -8,7 +8,9 @@ candidate becomes challenger) or reject (worse, or worse on any slice by more th
 3. else hold if -gate_margin < d < gate_margin (the candidate becomes challenger);
 4. else (d <= -gate_margin) reject.
 
-With gate_margin 0 any d >= 0 promotes and any d < 0 rejects; nothing is held.
+With gate_margin 0 any d >= 0 promotes and any d < 0 rejects; nothing is held. Every version that is not
+promoted becomes `challenger` (DESIGN.md): the latest candidate, which shadow scoring can compare with the
+champion; its `gate.verdict` says whether it was held or rejected.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Scores:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's decision, why, and the alias the version gets ('' for a rejected version: it gets none)."""
+    """The gate's decision, why, and the alias the version gets."""
 
     verdict: str
     reason: str
@@ -86,14 +88,14 @@ def decide(candidate: Scores, champion: Scores | None, gate_margin: float, slice
             f"candidate accuracy on slice {name} {candidate.slices[name]:.4f} vs champion {champion.slices[name]:.4f} "
             f"({difference:+.4f} < -slice_margin {slice_margin:.4f})"
         )
-        return Verdict("reject", reason, "", **figures)
+        return Verdict("reject", reason, "challenger", **figures)
     difference = round(candidate.accuracy - champion.accuracy, _DIGITS)
     compared = f"candidate test_accuracy {candidate.accuracy:.4f} vs champion {champion.accuracy:.4f} ({difference:+.4f}"
     if difference >= gate_margin:
         return Verdict("promote", f"{compared} >= gate_margin {gate_margin:.4f})", "champion", **figures)
     if abs(difference) < gate_margin:
         return Verdict("hold", f"{compared} within gate_margin {gate_margin:.4f})", "challenger", **figures)
-    return Verdict("reject", f"{compared} <= -gate_margin {gate_margin:.4f})", "", **figures)
+    return Verdict("reject", f"{compared} <= -gate_margin {gate_margin:.4f})", "challenger", **figures)
 
 
 def forced(candidate: Scores | None, reason: str, who: str, when: str) -> Verdict:
@@ -115,3 +117,10 @@ def _worst_shared_slice(candidate: Scores, champion: Scores) -> tuple[str, float
 
 def _figure(value: float | None) -> str:
     return "none" if value is None else f"{value:.4f}"
+
+
+def scores_of(metrics: dict[str, float]) -> Scores:
+    """A model's Scores from its metrics (`test_accuracy`, `test_auc`, `slice_<name>_accuracy`, as evaluation logs them)."""
+    slices = {key.removeprefix("slice_").removesuffix("_accuracy"): value for key, value in metrics.items()
+              if key.startswith("slice_") and key.endswith("_accuracy")}
+    return Scores(metrics["test_accuracy"], metrics["test_auc"], slices)

@@ -6,9 +6,14 @@ output is P(positive); it carries its vocabulary (or its ensemble spec) and the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -102,24 +107,19 @@ def set_model_version_tags(tracking: Tracking, name: str, version: str, tags: di
         client.set_model_version_tag(name, version, key, value)
 
 
-def apply_champion_gate(tracking: Tracking, architecture: str, version: str, score: float) -> tuple[str, float | None]:
-    """`champion` moves to `version` when `score` >= the champion's; otherwise it is `challenger`.
 
-    Returns the alias given and the previous champion's score (None if there was none).
-    """
-    client = tracking.client()
-    name = registered_name(tracking, architecture)
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        current = None
-    champion_score = None
-    if current is not None and str(current.version) != str(version):
-        champion_score = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
-    alias = CHAMPION if champion_score is None or score >= champion_score else CHALLENGER
-    client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, GATE_METRIC, f"{score:.4f}")
-    return alias, champion_score
+
+def set_alias(tracking: Tracking, name: str, alias: str, version: str) -> None:
+    tracking.client().set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(tracking: Tracking, name: str, alias: str) -> None:
+    tracking.client().delete_registered_model_alias(name, alias)
+
+
+def set_description(tracking: Tracking, name: str, version: str, description: str) -> None:
+    """The version's description in the registry (its model card: the MLflow UI shows it on the version's page)."""
+    tracking.client().update_model_version(name, version, description=description)
 
 
 def version_with_alias(tracking: Tracking, name: str, alias: str) -> ModelVersion | None:
@@ -150,3 +150,29 @@ def artifact_path(folder: Path, artifact: str) -> str:
     from mlflow.models import Model
 
     return Model.load(str(folder)).flavors["python_function"]["artifacts"][artifact]["path"]
+
+
+# Runs in a fresh interpreter, so the version scores with the `models` code it was logged with (MLflow puts
+# the version's code first on the path), not with this checkout's.
+_SCORE_SCRIPT = """
+import sys
+import numpy as np, pandas as pd, mlflow.pyfunc
+uri, texts, out = sys.argv[1:4]
+model = mlflow.pyfunc.load_model(uri)
+np.save(out, np.asarray(model.predict(pd.read_parquet(texts)), dtype=np.float64).reshape(-1))
+"""
+
+
+def score_version(tracking: Tracking, name: str, version: str, texts: list[str]) -> np.ndarray:
+    """P(positive) of each text from registered version `name`/`version`, through its own pyfunc (its own
+    vocabulary and code), in a process of its own."""
+    with tempfile.TemporaryDirectory(prefix="reviewflow-gate-") as folder:
+        inputs, outputs = Path(folder) / "texts.parquet", Path(folder) / "probabilities.npy"
+        pd.DataFrame({"text": texts}).to_parquet(inputs, index=False)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri, "MLFLOW_REGISTRY_URI": tracking.tracking_uri}
+        command = [sys.executable, "-c", _SCORE_SCRIPT, f"models:/{name}/{version}", str(inputs), str(outputs)]
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ReviewflowError(redacted(f"scoring {name}/{version} from {tracking.tracking_uri} for the gate failed: {one_line(last, 300)}"))
+        return np.load(outputs)

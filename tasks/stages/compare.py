@@ -3,12 +3,15 @@ seeds, registered version and alias), logged to the parent run and published as 
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.architectures import BASELINE, ENSEMBLE, NOTEBOOK_ACCURACY, RECURRENT, run_name
+from models.slices import slices_from_metrics, worst_slice
 from tasks.core.markdown import markdown_table
 from tasks.core.records import Evaluation, Registration
 from tasks.stages.seeds import seed_rows, seed_summary
@@ -61,7 +64,26 @@ def publish_comparison(
     rows = records(table)
     create_table_artifact(key="model-comparison", table=rows, description="Test metrics of the trained models, with margins over the baseline")
     create_markdown_artifact(key="training-summary", markdown=markdown, description="Models trained, with links to their MLflow runs")
+    publish_gate(registrations, tracking)
     return rows
+
+
+def publish_gate(registrations: list[Registration], tracking: Tracking) -> None:
+    """Each registered version's gate record (verdict, both models' figures, margins, reason) as the parent run's
+    `gate.json` and the Prefect artifact `registry-gate`."""
+    records = [{"model": r.name, "version": r.version, "alias": r.alias, "champion": r.champion or None, **r.gate} for r in registrations]
+    log_text(tracking, tracking.parent_run_id, json.dumps(records, indent=2), "gate.json")
+    rows = [[f"{r['model']}/{r['version']}", r["gate.verdict"], r["alias"], r["champion"] or "none", r["gate.candidate_accuracy"],
+             r["gate.champion_accuracy"], r["gate.worst_slice"], r["gate.reason"]] for r in records]
+    header = ["version", "verdict", "alias", "compared with", "candidate accuracy", "champion accuracy", "worst slice (difference)", "reason"]
+    create_markdown_artifact(key="registry-gate", markdown=markdown_table(header, rows),
+                             description="The champion gate: each new version against the champion, scored again in this run")
+
+
+def _worst_slice(metrics: dict[str, float]) -> str:
+    """`length_over_300 0.8123`: the slice where the model is least accurate (empty without slices)."""
+    worst = worst_slice(slices_from_metrics(metrics))
+    return "" if worst is None else f"{worst[0]} {worst[1]:.4f}"
 
 
 def records(table: pd.DataFrame) -> list[dict]:
@@ -84,7 +106,7 @@ def verdict(table: pd.DataFrame) -> str:
 def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], tracking: Tracking) -> str:
     run_ids = {e.trained.architecture: e.trained.run_id for e in evaluations}
     header = ["model", "test accuracy", "notebook", "AUC", "F1", "train s", "seeds", "accuracy over seeds", "accuracy vs baseline",
-              "AUC vs baseline", "time vs baseline", "version", "alias", "MLflow run"]
+              "AUC vs baseline", "time vs baseline", "worst slice", "version", "alias", "MLflow run"]
     rows = []
     for row in table.to_dict(orient="records"):
         architecture = row["architecture"]
@@ -95,7 +117,7 @@ def comparison_markdown(table: pd.DataFrame, evaluations: list[Evaluation], trac
         rows.append([
             run_name(architecture, row["seq_len"] or None), f"{row['test_accuracy']:.4f}", notebook if notebook is not None else "none",
             f"{row['test_auc']:.4f}", f"{row['test_f1']:.4f}", f"{row['train_seconds']:.0f}", row["seeds"],
-            f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}", *margins, row["version"], row["alias"], link,
+            f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}", *margins, row["worst_slice"], row["version"], row["alias"], link,
         ])
     markdown = markdown_table(header, rows)
     if ENSEMBLE in run_ids:
@@ -174,6 +196,7 @@ def comparison_table(
                 "test_accuracy_mean": round(over_seeds.get("test_accuracy_mean", evaluation.metrics["test_accuracy"]), 4),
                 "test_accuracy_std": round(over_seeds.get("test_accuracy_std", 0.0), 4),
                 **{column: round(evaluation.metrics.get(metric, NAN), 4) for column, metric in CHECKS.items()},
+                "worst_slice": _worst_slice(evaluation.metrics),
                 "version": version,
                 "alias": alias,
             }

@@ -19,12 +19,11 @@ from prefect.cache_policies import NO_CACHE
 
 from models.architectures import ENSEMBLE, run_name
 from models.ensemble import Stacker
-from tasks.core.config import EnsembleConfig
-from tasks.core.records import Evaluation, Predictions, PreparedData, Registration, TrainedModel
+from tasks.core.config import EnsembleConfig, RegistryConfig
+from tasks.core.records import Evaluation, Predictions, PreparedData, Registration, ReviewTable, TrainedModel
 from tasks.registry.versions import ENSEMBLE_SPEC as SPEC_FILE
-from tasks.registry.versions import GATE_METRIC, INPUT_EXAMPLE, apply_champion_gate, log_and_register, registered_name, set_model_version_tags
 from tasks.stages.evaluate import record_evaluation
-from tasks.stages.register import reference_profile
+from tasks.stages.register import register_model
 from tasks.tracking import Tracking
 from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
@@ -47,7 +46,9 @@ def combined_predictions(stacker: Stacker, members: dict[str, Predictions]) -> P
     )
 
 
-def fit_ensemble(evaluations: list[Evaluation], settings: EnsembleConfig, tracking: Tracking, models_dir: Path) -> Evaluation | None:
+def fit_ensemble(
+    evaluations: list[Evaluation], settings: EnsembleConfig, prepared: PreparedData, tracking: Tracking, models_dir: Path
+) -> Evaluation | None:
     """Fit, evaluate and record the ensemble of the evaluated models as child run `ensemble-stacked`.
 
     None when it is disabled or there are fewer than two members. Its training time is its
@@ -80,13 +81,14 @@ def fit_ensemble(evaluations: list[Evaluation], settings: EnsembleConfig, tracki
         seconds=seconds + sum(e.trained.seconds for e in evaluations), history={},
     )
     summary = f"Logistic stacker over the logits of {', '.join(stacker.members)}\n{json.dumps(stacker.to_dict(), indent=2)}\n"
-    return record_evaluation(trained, predictions, tracking, summary)
+    return record_evaluation(trained, predictions, prepared, tracking, summary)
 
 
-def register_ensemble(ensemble: Evaluation, registrations: list[Registration], prepared: PreparedData, tracking: Tracking) -> Registration:
+def register_ensemble(
+    ensemble: Evaluation, registrations: list[Registration], prepared: PreparedData, table: ReviewTable, settings: RegistryConfig, tracking: Tracking
+) -> Registration:
     """Register `reviewflow-ensemble` pinned to the member versions of `registrations`, gated like the others."""
-    trained = ensemble.trained
-    spec_path = trained.classifier_dir / SPEC_FILE
+    spec_path = ensemble.trained.classifier_dir / SPEC_FILE
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     versions = {r.architecture: r for r in registrations}
     missing = [m for m in spec["stacker"]["members"] if m not in versions]
@@ -94,13 +96,8 @@ def register_ensemble(ensemble: Evaluation, registrations: list[Registration], p
         raise ValueError(f"ensemble members {missing} have no registered version")
     spec["members"] = {m: {"name": versions[m].name, "version": versions[m].version} for m in spec["stacker"]["members"]}
     spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    version = log_and_register(tracking, trained.run_id, ENSEMBLE, trained.classifier_dir, INPUT_EXAMPLE, reference_profile(ensemble, prepared))
-    name = registered_name(tracking, ENSEMBLE)
-    set_model_version_tags(tracking, name, version, {f"member.{m}": f"{v['name']}/{v['version']}" for m, v in spec["members"].items()})
-    score = ensemble.metrics[GATE_METRIC]
-    alias, champion_score = apply_champion_gate(tracking, ENSEMBLE, version, score)
-    log.info("%s version %s is %s (%s %.4f, champion had %s)", name, version, alias, GATE_METRIC, score, champion_score)
-    return Registration(architecture=ENSEMBLE, name=name, version=version, alias=alias, champion_score=champion_score)
+    members = {f"member.{m}": f"{v['name']}/{v['version']}" for m, v in spec["members"].items()}
+    return register_model(ensemble, prepared, table, settings, tracking, members)
 
 
 def _same_labels(labels: dict[str, np.ndarray], split: str) -> np.ndarray:

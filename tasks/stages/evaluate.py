@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from prefect import task
 from sklearn import metrics as skm
 
@@ -26,29 +27,20 @@ from models.architectures import recurrent_macs_per_token
 from models.baseline import BaselineClassifier
 from models.behaviour import run_suite
 from models.classifiers import load_classifier
+from models.metrics import classification_metrics
 from models.robustness import altered_accuracies, stratified_sample
 from models.sentiment import SentimentClassifier
+from models.slices import flat_slice_metrics, slice_metrics
 from tasks.core.caching import cache_key, reused, section
 from tasks.core.config import EvaluationConfig
+from tasks.core.markdown import markdown_table
 from tasks.core.processes import in_own_process, limit_threads
 from tasks.core.records import Evaluation, Predictions, PreparedData, TrainedModel
+from tasks.registry.cards import slices_markdown
 from tasks.tracking import Tracking
-from tasks.tracking.runs import finish_run, log_figure, log_metrics, log_text
+from tasks.tracking.runs import finish_run, log_figure, log_metrics, log_table, log_text
 
 log = logging.getLogger("reviewflow")
-
-
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Test metrics at the 0.5 threshold, plus ranking (AUC) and calibration (log loss)."""
-    predicted = (probabilities >= 0.5).astype(int)
-    return {
-        "test_accuracy": skm.accuracy_score(labels, predicted),
-        "test_precision": skm.precision_score(labels, predicted, zero_division=0),
-        "test_recall": skm.recall_score(labels, predicted, zero_division=0),
-        "test_f1": skm.f1_score(labels, predicted, zero_division=0),
-        "test_auc": skm.roc_auc_score(labels, probabilities),
-        "test_loss": skm.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1]),
-    }
 
 
 def evaluate_model(
@@ -79,7 +71,7 @@ def evaluate_model(
     if settings.robustness:
         texts, _ = prepared.texts("test")
         checks |= robustness_checks(classifier.predict, texts, predictions, settings.robustness_reviews, tracking, trained.run_id)
-    return record_evaluation(trained, predictions, tracking, model_summary(classifier), checks)
+    return record_evaluation(trained, predictions, prepared, tracking, model_summary(classifier), checks)
 
 
 def behaviour_checks(predict: Callable[[list[str]], np.ndarray], tracking: Tracking, run_id: str) -> dict[str, float]:
@@ -108,21 +100,23 @@ def robustness_checks(
     rows = stratified_sample(labels, reviews) if reviews is not None else np.arange(len(labels))
     clean = float(((predictions.test[rows] >= 0.5) == labels[rows]).mean())
     accuracies = {"clean": clean, **altered_accuracies(predict, [texts[i] for i in rows], labels[rows])}
-    lines = [f"Accuracy on {len(rows):,} of the {len(labels):,} test reviews, as they are and altered.\n",
-             "| alteration | accuracy | change |", "|---|---|---|"]
-    lines += [f"| {name} | {value:.4f} | {value - clean:+.4f} |" for name, value in accuracies.items()]
-    log_text(tracking, run_id, "\n".join(lines) + "\n", "robustness/summary.md")
+    table = markdown_table(["alteration", "accuracy", "change"], [[name, f"{value:.4f}", f"{value - clean:+.4f}"] for name, value in accuracies.items()])
+    log_text(tracking, run_id, f"Accuracy on {len(rows):,} of the {len(labels):,} test reviews, as they are and altered.\n\n{table}\n", "robustness/summary.md")
     return {"robust_reviews": len(rows), **{f"robust_{name}_accuracy": value for name, value in accuracies.items()}}
 
 
 def record_evaluation(
-    trained: TrainedModel, predictions: Predictions, tracking: Tracking, summary: str, checks: dict[str, float] | None = None
+    trained: TrainedModel, predictions: Predictions, prepared: PreparedData, tracking: Tracking, summary: str,
+    checks: dict[str, float] | None = None,
 ) -> Evaluation:
-    """Test metrics (and the `checks` already made) and plots on the model's child run, which this finishes;
-    the predictions kept beside its folder."""
+    """Test metrics overall and per slice (and the `checks` already made) and plots on the model's child run,
+    which this finishes; the predictions kept beside its folder."""
     path = trained.classifier_dir.parent / f"{trained.classifier_dir.name}.predictions.npz"
     predictions.save(path)
-    results = {**classification_metrics(predictions.test_labels, predictions.test), **(checks or {})}
+    slices = slice_metrics(predictions.test_labels, predictions.test, prepared.token_lengths("test"), prepared.ratings("test"))
+    log_text(tracking, trained.run_id, slices_markdown(slices) + "\n", "slices/summary.md")
+    log_table(tracking, trained.run_id, pd.DataFrame([{"slice": name, **figures} for name, figures in slices.items()]), "slices/table.json")
+    results = {**classification_metrics(predictions.test_labels, predictions.test), **flat_slice_metrics(slices), **(checks or {})}
     # Of the model as kept (its best epoch, when restored): what picks the seed to register, never test.
     results["validation_accuracy"] = float(((predictions.validation >= 0.5) == predictions.validation_labels).mean())
     log_metrics(tracking, trained.run_id, results)

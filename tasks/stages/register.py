@@ -1,4 +1,10 @@
-"""The registry: log and register each classifier, with the champion gate."""
+"""Register: each model as a text-in registry version, past the champion gate, with its model card and drift reference.
+
+The gate compares like with like: the current champion is scored again, through its own registered
+pyfunc, on the same test reviews the candidate was evaluated on, in this run (tasks.registry.gate
+decides). Everything a version's card needs is gathered and checked before anything is registered,
+so a version never lands without its card.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +14,86 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from models.metrics import classification_metrics
+from models.slices import flat_slice_metrics, slice_metrics, slices_from_metrics
 from models.text import Vocabulary
+from tasks.core.config import RegistryConfig
+from tasks.core.errors import redacted
 from tasks.core.files import write_json
-from tasks.core.records import Evaluation, Predictions, PreparedData, Registration
-from tasks.registry.versions import GATE_METRIC, INPUT_EXAMPLE, apply_champion_gate, log_and_register, registered_name
+from tasks.core.provenance import git_commit
+from tasks.core.records import Evaluation, Predictions, PreparedData, Registration, ReviewTable
+from tasks.registry.cards import model_card
+from tasks.registry.gate import Verdict, decide, scores_of
+from tasks.registry.versions import (
+    CHAMPION,
+    GATE_METRIC,
+    INPUT_EXAMPLE,
+    log_and_register,
+    registered_name,
+    score_version,
+    set_alias,
+    set_description,
+    set_model_version_tags,
+    version_with_alias,
+)
 from tasks.scoring.drift import profile_texts
 from tasks.tracking import Tracking
+from tasks.tracking.recorded import run_params
 
 log = logging.getLogger("reviewflow")
 
 
-def register_model(evaluation: Evaluation, prepared: PreparedData, tracking: Tracking) -> Registration:
-    """A new registry version; `champion` only if it is at least as accurate as the current one."""
+def register_model(
+    evaluation: Evaluation, prepared: PreparedData, table: ReviewTable, settings: RegistryConfig, tracking: Tracking, tags: dict[str, str] | None = None
+) -> Registration:
+    """A new registry version of the evaluated model: `champion` if the gate promotes it, else `challenger`;
+    its `gate.*` tags, `tags`, its model card as description and its drift reference travel with it."""
     trained = evaluation.trained
-    profile = reference_profile(evaluation, prepared)
-    version = log_and_register(tracking, trained.run_id, trained.architecture, trained.classifier_dir, INPUT_EXAMPLE, profile)
-    score = evaluation.metrics[GATE_METRIC]
-    alias, champion_score = apply_champion_gate(tracking, trained.architecture, version, score)
     name = registered_name(tracking, trained.architecture)
-    log.info("%s version %s is %s (%s %.4f, champion had %s)", name, version, alias, GATE_METRIC, score, champion_score)
-    return Registration(architecture=trained.architecture, name=name, version=version, alias=alias, champion_score=champion_score)
+    verdict, champion = gate(evaluation, prepared, settings, tracking, name)
+    evidence = card_evidence(evaluation, prepared, table, verdict, tracking)
+    model_card(name, "new", evidence)  # every piece of evidence is there before anything is registered
+    version = log_and_register(tracking, trained.run_id, trained.architecture, trained.classifier_dir, INPUT_EXAMPLE, reference_profile(evaluation, prepared))
+    figures = verdict.figures()
+    set_model_version_tags(tracking, name, version, {**figures, GATE_METRIC: f"{evaluation.metrics[GATE_METRIC]:.4f}", **(tags or {})})
+    set_description(tracking, name, version, model_card(name, version, evidence))
+    set_alias(tracking, name, verdict.alias, version)
+    log.info("%s version %s: %s, %s (%s)", name, version, verdict.verdict, verdict.alias, verdict.reason)
+    return Registration(architecture=trained.architecture, name=name, version=version, alias=verdict.alias, verdict=verdict.verdict,
+                        champion=champion or "", gate=figures)
+
+
+def gate(evaluation: Evaluation, prepared: PreparedData, settings: RegistryConfig, tracking: Tracking, name: str) -> tuple[Verdict, str | None]:
+    """The gate's verdict on the candidate against the version holding `champion` (scored again here), and that version."""
+    candidate = scores_of(evaluation.metrics)
+    champion = version_with_alias(tracking, name, CHAMPION)
+    if champion is None:
+        return decide(candidate, None, settings.gate_margin, settings.slice_margin), None
+    texts, labels = prepared.texts("test")
+    log.info("%s: scoring the champion, version %s, on the same %d test reviews", name, champion.version, len(texts))
+    probabilities = score_version(tracking, name, champion.version, texts)
+    slices = slice_metrics(labels, probabilities, prepared.token_lengths("test"), prepared.ratings("test"))
+    scores = scores_of({**classification_metrics(labels, probabilities), **flat_slice_metrics(slices)})
+    return decide(candidate, scores, settings.gate_margin, settings.slice_margin), f"{name}/{champion.version}"
+
+
+def card_evidence(evaluation: Evaluation, prepared: PreparedData, table: ReviewTable, verdict: Verdict, tracking: Tracking) -> dict:
+    """What the model card is made of, all from this run's record: data, code, settings, metrics, slices, behaviour, gate."""
+    trained, metrics = evaluation.trained, evaluation.metrics
+    return {
+        "data_source": redacted(table.source),
+        "data_digest": table.digest,
+        "commit": git_commit(mark_dirty=True),
+        "settings": run_params(tracking, trained.run_id),
+        "metrics": {k: v for k, v in metrics.items() if k.startswith("test_") or k == "validation_accuracy"},
+        "slices": slices_from_metrics(metrics),
+        "behaviour": {k: v for k, v in metrics.items() if k.startswith("behaviour_") and k.endswith("pass_rate")},
+        "gate": {"verdict": verdict.verdict, "reason": verdict.reason, "figures": verdict.figures()},
+        "run_id": trained.run_id,
+        "architecture": trained.architecture,
+        "seq_len": trained.seq_len,
+        "keep": prepared.keep,
+    }
 
 
 def reference_profile(evaluation: Evaluation, prepared: PreparedData) -> Path:

@@ -110,3 +110,8 @@ def read_json_artifact(tracking: Tracking, run_id: str, artifact: str, what: str
             return json.loads(Path(client.download_artifacts(run_id, artifact, folder)).read_text(encoding="utf-8"))
     except MlflowException as exc:
         raise ReviewflowError(redacted(f"no {what.removeprefix('a ')} {run_id} in {tracking.tracking_uri}: {one_line(exc, 200)}")) from None
+
+
+def run_params(tracking: Tracking, run_id: str) -> dict[str, str]:
+    """The params a run recorded."""
+    return dict(tracking.client().get_run(run_id).data.params)

@@ -7,7 +7,7 @@ import pytest
 
 from models.ensemble import Stacker, logit
 from tasks.core.config import EnsembleConfig, TrackingConfig
-from tasks.core.records import Evaluation, Predictions, TrainedModel
+from tasks.core.records import Evaluation, Predictions, PreparedData, TrainedModel
 from tasks.stages.ensemble import fit_ensemble
 from tasks.tracking import connect
 from tasks.tracking.runs import start_parent_run
@@ -60,6 +60,14 @@ def _evaluations(folder, members: dict[str, Predictions]) -> list[Evaluation]:
     return evaluations
 
 
+def _prepared(folder, test_rows: int) -> PreparedData:
+    """What the evaluation slices the test split by: each review's length in tokens and its rating."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "test-token-lengths.npy", np.resize([20, 150, 700], test_rows))
+    np.save(folder / "test-ratings.npy", np.resize([1.0, 4.0, 8.0, 10.0], test_rows))
+    return PreparedData(folder=folder, table_path=folder / "t.parquet", vocab_size=10, keep="end", rows={"test": test_rows})
+
+
 def test_the_ensemble_is_fitted_on_validation_only_changing_test_data_leaves_its_weights(tmp_path):
     """The flow's fit step on a real MLflow store: other test probabilities and labels give the same
     weights, and only the test metrics move."""
@@ -74,7 +82,8 @@ def test_the_ensemble_is_fitted_on_validation_only_changing_test_data_leaves_its
     results = []
     for run, predictions in (("first", members), ("other-test", shuffled)):
         (tmp_path / run).mkdir()
-        evaluation = fit_ensemble(_evaluations(tmp_path / run, predictions), EnsembleConfig(), tracking, tmp_path / run / "models")
+        prepared = _prepared(tmp_path / run / "prepared", len(predictions["good"].test))
+        evaluation = fit_ensemble(_evaluations(tmp_path / run, predictions), EnsembleConfig(), prepared, tracking, tmp_path / run / "models")
         spec = json.loads((evaluation.trained.classifier_dir / "ensemble.json").read_text())
         results.append((spec["stacker"], evaluation))
     (first, first_evaluation), (other, other_evaluation) = results
@@ -86,11 +95,12 @@ def test_the_ensemble_is_fitted_on_validation_only_changing_test_data_leaves_its
     assert run.data.params["members"] == "good,weak,noise"
     assert run.data.metrics["weight_good"] == pytest.approx(first["weights"][0])
     assert {"test_accuracy", "test_auc", "test_f1", "test_loss", "val_accuracy"} <= set(run.data.metrics)
+    assert {"slice_length_0_100_accuracy", "slice_length_over_300_auc", "slice_rating_strong_accuracy", "slice_rating_mild_rows"} <= set(run.data.metrics)
     assert first_evaluation.trained.seconds >= 30.0  # its members' training time is part of its cost
 
 
 def test_no_ensemble_of_one_model_or_when_disabled(tmp_path):
     members = _members(np.random.default_rng(3))
     evaluations = _evaluations(tmp_path, members)
-    assert fit_ensemble(evaluations[:1], EnsembleConfig(), None, tmp_path) is None
-    assert fit_ensemble(evaluations, EnsembleConfig(enabled=False), None, tmp_path) is None
+    assert fit_ensemble(evaluations[:1], EnsembleConfig(), None, None, tmp_path) is None
+    assert fit_ensemble(evaluations, EnsembleConfig(enabled=False), None, None, tmp_path) is None

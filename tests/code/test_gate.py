@@ -33,13 +33,13 @@ def test_within_the_margin_either_way_holds_as_challenger(accuracy):
 
 def test_worse_by_the_margin_rejects_without_an_alias():
     verdict = decide(_candidate(0.8380), CHAMPION, gate_margin=0.005, slice_margin=0.02)
-    assert (verdict.verdict, verdict.alias) == ("reject", "")
+    assert (verdict.verdict, verdict.alias) == ("reject", "challenger")
     assert verdict.reason == "candidate test_accuracy 0.8380 vs champion 0.8430 (-0.0050 <= -gate_margin 0.0050)"
 
 
 def test_a_slice_worse_by_more_than_the_slice_margin_rejects_a_better_candidate():
     verdict = decide(_candidate(0.8600, over_300=0.7800), CHAMPION, gate_margin=0.005, slice_margin=0.02)
-    assert (verdict.verdict, verdict.alias) == ("reject", "")
+    assert (verdict.verdict, verdict.alias) == ("reject", "challenger")
     assert verdict.reason == (
         "candidate accuracy on slice length_over_300 0.7800 vs champion 0.8100 (-0.0300 < -slice_margin 0.0200)"
     )

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from flows.cli import format_table
+from models.metrics import classification_metrics
 from tasks.core.config import flatten
 from tasks.core.records import Evaluation, TrainedModel
 from tasks.stages.compare import CHECKS, checks_markdown, comparison_markdown, comparison_table, records, verdict
-from tasks.stages.evaluate import classification_metrics
 from tasks.stages.prepare import split_for_training
 from tasks.tracking import Tracking
 
