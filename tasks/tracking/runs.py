@@ -25,7 +25,7 @@ PARENT_TAG = "mlflow.parentRunId"
 
 def start_parent_run(tracking: Tracking, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
     client = tracking.client()
-    run = client.create_run(tracking.experiment_id, run_name=run_name, tags={**_commit_tag(), **tags})
+    run = client.create_run(tracking.experiment_id, run_name=run_name, tags={**_source_tags(), **tags})
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     return run.info.run_id
 
@@ -41,7 +41,7 @@ def start_child_run(
     """The nested run of one model: named `<arch>-<seq_len>` (`baseline-tfidf`, `ensemble-stacked`) unless
     `name` says otherwise, tagged `architecture` and `tags`."""
     client = tracking.client()
-    tags = {**(tags or {}), PARENT_TAG: tracking.parent_run_id, "architecture": architecture}
+    tags = {**_source_tags(), **(tags or {}), PARENT_TAG: tracking.parent_run_id, "architecture": architecture}
     run = client.create_run(tracking.experiment_id, run_name=name or run_name(architecture, seq_len), tags=tags)
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     return run.info.run_id
@@ -151,6 +151,8 @@ def end_unfinished(tracking: Tracking, parent_run_id: str, status: Literal["FAIL
     client.set_terminated(parent_run_id, status)
 
 
-def _commit_tag() -> dict[str, str]:
+def _source_tags() -> dict[str, str]:
+    """Where a run came from, as MLflow's UI shows it on the run's page: the program and its commit."""
     commit = git_commit()
-    return {"mlflow.source.git.commit": commit} if commit else {}
+    source = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "reviewflow"}
+    return {**source, "mlflow.source.git.commit": commit} if commit else source
