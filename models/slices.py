@@ -87,6 +87,7 @@ def slices_from_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float 
     slices: dict[str, dict[str, float | None]] = {}
     for name in (*LENGTH_SLICES, *RATING_SLICES):
         if f"slice_{name}_accuracy" in metrics:
-            slices[name] = {"rows": metrics.get(f"slice_{name}_rows"), "accuracy": metrics[f"slice_{name}_accuracy"],
+            rows = metrics.get(f"slice_{name}_rows")  # MLflow keeps every metric as a float
+            slices[name] = {"rows": None if rows is None else int(rows), "accuracy": metrics[f"slice_{name}_accuracy"],
                             "auc": metrics.get(f"slice_{name}_auc")}
     return slices

@@ -19,6 +19,7 @@ from tasks.registry.versions import (
     delete_alias,
     registered_name,
     set_alias,
+    set_description,
     set_model_version_tags,
     version_with_alias,
 )
@@ -64,12 +65,17 @@ def promote(tracking: Tracking, model: str, version: str, reason: str, who: str 
     verdict = forced(None, reason, who, when)  # refuses a blank reason before anything is looked up
     client = tracking.client()
     try:
-        client.get_model_version(name, str(version))
+        found = client.get_model_version(name, str(version))
     except MlflowException:
         raise ReviewflowError(redacted(f"no version {version} of {name} at {tracking.tracking_uri} (see `reviewflow models`)")) from None
     previous = version_with_alias(tracking, name, CHAMPION)
     replaced = f"{name}/{previous.version}" if previous is not None else "none"
-    set_model_version_tags(tracking, name, str(version), {**verdict.figures(), FORCED_FROM_TAG: replaced})
+    # The gate's own figures from registration stay on the version beside the forced verdict: both are its history.
+    tags = {key: value for key, value in verdict.figures().items() if key in ("gate.verdict", "gate.reason", "gate.forced_by", "gate.forced_at")}
+    tags |= {FORCED_FROM_TAG: replaced, "gate.verdict_at_registration": (found.tags or {}).get("gate.verdict", "none")}
+    set_model_version_tags(tracking, name, str(version), tags)
+    card = (found.description or "").rstrip()
+    set_description(tracking, name, str(version), f"{card}\n\n## Promoted by hand\n\n- {verdict.reason}\n- Replaced: {replaced}\n")
     set_alias(tracking, name, CHAMPION, str(version))
     challenger = version_with_alias(tracking, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == str(version):

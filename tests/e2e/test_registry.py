@@ -140,6 +140,9 @@ def test_a_forced_promotion_needs_a_reason_and_is_recorded(registry_server, data
     assert tags["gate.verdict"] == "forced" and tags["gate.forced_by"] == "ana" and tags["gate.forced_at"].startswith("20")
     assert tags["gate.reason"].endswith(": the small model serves the phone app")
     assert tags["gate.forced_from"] == f"reviewflow-baseline/{strong.version}"
+    assert tags["gate.verdict_at_registration"] == "reject" and float(tags["gate.champion_accuracy"]) > float(tags["gate.candidate_accuracy"])
+    card = tracking.client().get_model_version("reviewflow-baseline", weak.version).description
+    assert "## Gate" in card and card.rstrip().endswith(f"- Replaced: reviewflow-baseline/{strong.version}")
 
     listed = run_cli(["models"], env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-2000:]
