@@ -24,6 +24,7 @@ from flows.deployments import SCORE, TRAIN
 from tasks.core.config import Config, tracking_settings
 from tasks.core.errors import ReviewflowError
 from tasks.core.servers import ManagedServer, check_port_free, prefect_server, signal_group, start_mlflow_server
+from tasks.tracking import TRAINING_VIEW
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
 
@@ -53,7 +54,7 @@ def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect
                 served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log")
                 started.append(served)
             wait_until_served(api_url, served, since)
-            print(f"MLflow UI   {mlflow.url}\nPrefect UI  {prefect.url}   (deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE})")
+            print(f"MLflow UI   {mlflow.url}/#/experiments?{TRAINING_VIEW}\nPrefect UI  {prefect.url}   (deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE})")
             print(f"logs in {store_dir.resolve() / 'server.log'} and {logs}; Ctrl-C stops everything", flush=True)
             crashed = _wait_for_exit(started)
             raise ReviewflowError(f"{crashed.name} exited with code {crashed.process.returncode} (log: {crashed.log_path})")

@@ -24,6 +24,9 @@ from tasks.core.errors import ReviewflowError, one_line, redacted
 
 # MLflow's UI opens an experiment in the view its kind names; without it, it guessed GenAI (Traces, Judges, Prompts).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow 3.17's UI follows its GenAI / Model training switch (this URL parameter, else the browser's last
+# choice, GenAI at first) over the experiment's kind: the links reviewflow gives open the training view.
+TRAINING_VIEW = "workflowType=machine_learning"
 
 
 class Tracking(BaseModel):
@@ -104,4 +107,4 @@ def run_url(tracking: Tracking, run_id: str) -> str | None:
     if not is_server(tracking.tracking_uri):
         return None
     base = redacted(tracking.tracking_uri).rstrip("/")
-    return f"{base}/#/experiments/{tracking.experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{tracking.experiment_id}/runs/{run_id}?{TRAINING_VIEW}"

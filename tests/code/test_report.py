@@ -78,7 +78,7 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
     server = Tracking(tracking_uri="http://127.0.0.1:5000", experiment_id="7", registered_model_prefix="reviewflow-")
     markdown = comparison_markdown(table, evaluations, server).splitlines()
     assert markdown[2].startswith("| rnn-100 | 0.8123 | 0.7674 |")  # with the notebook's figure
-    assert "[rnn01234](http://127.0.0.1:5000/#/experiments/7/runs/rnn0123456789)" in markdown[2]
+    assert "[rnn01234](http://127.0.0.1:5000/#/experiments/7/runs/rnn0123456789?workflowType=machine_learning)" in markdown[2]
     assert "| bilstm-2494 | 0.9000 | none |" in markdown[3]  # the notebook never finished it
     embedded = Tracking(tracking_uri="sqlite:///x.db", experiment_id="7", registered_model_prefix="reviewflow-")
     assert comparison_markdown(table, evaluations, embedded).splitlines()[2].endswith("| rnn01234 |")  # no UI to link

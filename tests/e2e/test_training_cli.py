@@ -110,11 +110,11 @@ def test_task_runner_follows_the_config():
     from flows.training import task_runner
     from tasks.core.config import load_config
 
-    assert isinstance(task_runner(load_config("smoke"), 2), ThreadPoolTaskRunner)  # each task starts its own process
-    local = task_runner(load_config("smoke", ["train.task_runner=dask"]), 2)
+    assert isinstance(task_runner(load_config("smoke"), 2, 5), ThreadPoolTaskRunner)  # each task starts its own process
+    local = task_runner(load_config("smoke", ["train.task_runner=dask"]), 2, 5)
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 2
     assert local.cluster_kwargs["host"] == "127.0.0.1"  # no unauthenticated scheduler on other interfaces
-    remote = task_runner(load_config("smoke", ["train.task_runner=dask", "train.dask_address=tcp://127.0.0.1:8786"]), 2)
+    remote = task_runner(load_config("smoke", ["train.task_runner=dask", "train.dask_address=tcp://127.0.0.1:8786"]), 2, 5)
     assert remote.address == "tcp://127.0.0.1:8786"
 
 
