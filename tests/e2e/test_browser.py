@@ -78,6 +78,52 @@ def test_mlflow_ui_shows_every_child_run_of_the_training(browser, served_trainin
     assert names == {name: name for name in names}
 
 
+def test_mlflow_ui_opens_the_experiment_as_a_training_project(browser, served_training, served_deployments):
+    from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
+
+    _, parent, _ = served_training
+    experiment = MlflowClient(served_deployments.mlflow_url).get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # The link reviewflow prints (`reviewflow up`, the comparison's run links) opens the model-training view.
+    browser.get(f"{served_deployments.mlflow_url}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
+    _wait_for(browser, By.XPATH, f"//a[contains(@href, '/runs/{parent.info.run_id}')]")
+    _wait_for(browser, By.XPATH, "//*[normalize-space()='Model registry']")
+    shown = browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(ARTIFACTS / "mlflow-training-view.png"))
+    assert "Judges" not in shown and "Prompts" not in shown  # the GenAI view's sections
+
+
+def test_mlflow_run_page_shows_its_source_commit_and_registered_model(browser, served_training, served_deployments):
+    from selenium.webdriver.common.by import By
+
+    _, parent, children = served_training
+    run = next(r for r in children if r.info.run_name == "baseline-tfidf")
+    commit = run.data.tags["mlflow.source.git.commit"]
+    browser.get(f"{served_deployments.mlflow_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning")
+    _wait_for(browser, By.XPATH, f"//*[normalize-space()='{commit[:7]}']")
+    _wait_for(browser, By.XPATH, "//a[contains(@href, '/models/reviewflow-baseline/versions/')]")
+    shown = browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(ARTIFACTS / "mlflow-run.png"))
+    assert "reviewflow" in shown and "test_accuracy" in shown and "slice_length_over_300_accuracy" in shown
+
+
+def test_mlflow_model_version_page_shows_its_model_card(browser, served_training, served_deployments):
+    from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
+
+    _, _, children = served_training
+    run = next(r for r in children if r.info.run_name == "baseline-tfidf")
+    (version,) = MlflowClient(served_deployments.mlflow_url).search_model_versions(f"run_id = '{run.info.run_id}'")
+    browser.get(f"{served_deployments.mlflow_url}/#/models/{version.name}/versions/{version.version}?workflowType=machine_learning")
+    _wait_for(browser, By.XPATH, f"//h1[normalize-space()='{version.name} version {version.version}']")
+    for heading in ("Data", "Slices", "Gate", "Intended use", "Known limits"):
+        _wait_for(browser, By.XPATH, f"//h2[normalize-space()='{heading}']")
+    browser.save_screenshot(str(ARTIFACTS / "mlflow-model-version.png"))
+    shown = browser.find_element(By.TAG_NAME, "body").text
+    assert "English" in shown and f"Verdict: {version.tags['gate.verdict']}" in shown
+
+
 def _wait_for(browser, by, locator):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support import expected_conditions as ec
