@@ -7,6 +7,7 @@ server, and the flow runs of the served deployments with their training processe
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from flows.deployments import SCORE, TRAIN
 from tasks.core.config import Config, tracking_settings
 from tasks.core.errors import ReviewflowError
-from tasks.core.servers import ManagedServer, check_port_free, prefect_server, signal_group, start_mlflow_server
+from tasks.core.servers import LOOPBACK, ManagedServer, check_port_free, prefect_server, server_credentials, signal_group, start_mlflow_server
 from tasks.tracking import TRAINING_VIEW
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
@@ -31,6 +32,12 @@ PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database 
 
 def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect_port: int = 4200) -> int:
     """Start MLflow and Prefect servers and serve the deployments until Ctrl-C or SIGTERM; returns the exit code."""
+    credentials = server_credentials()
+    if host not in LOOPBACK and credentials is None:
+        raise ReviewflowError(
+            f"servers.host {host} lets other machines reach both servers, and neither asks for a password by default: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (MLflow's admin) and PREFECT_API_AUTH_STRING (user:password) first"
+        )
     if mlflow_port == prefect_port:
         raise ReviewflowError(f"the MLflow and Prefect servers need two ports (both are {mlflow_port})")
     check_port_free(host, mlflow_port, "the MLflow server")
@@ -42,18 +49,19 @@ def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect
         try:
             # Prefect first, as it takes longest: it starts while MLflow does.
             with signals.deferred():
-                prefect = prefect_server(PREFECT_HOME, host, prefect_port)
+                prefect = prefect_server(PREFECT_HOME, host, prefect_port, credentials)
                 started.append(prefect)
             with signals.deferred():  # start_mlflow_server returns its process only once it answers
-                mlflow = start_mlflow_server(store_dir, host, mlflow_port)
+                mlflow = start_mlflow_server(store_dir, host, mlflow_port, credentials)
                 started.append(mlflow)
             prefect.wait_healthy(timeout=300)
             api_url = f"{prefect.url}/api"
             since = datetime.now(UTC)
             with signals.deferred():
-                served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log")
+                auth = {"PREFECT_API_AUTH_STRING": credentials.prefect_auth} if credentials else {}
+                served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log", auth)
                 started.append(served)
-            wait_until_served(api_url, served, since)
+            wait_until_served(api_url, served, since, credentials.prefect_auth if credentials else None)
             print(f"MLflow UI   {mlflow.url}/#/experiments?{TRAINING_VIEW}\nPrefect UI  {prefect.url}   (deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE})")
             print(f"logs in {store_dir.resolve() / 'server.log'} and {logs}; Ctrl-C stops everything", flush=True)
             crashed = _wait_for_exit(started)
@@ -125,7 +133,7 @@ def serve_in_child(
     return ServedDeployments("the deployment server", command, api_url, "/health", log_path, env=env)
 
 
-def wait_until_served(api_url: str, served: ManagedServer, since: datetime, timeout: float = 300) -> None:
+def wait_until_served(api_url: str, served: ManagedServer, since: datetime, auth: str | None = None, timeout: float = 300) -> None:
     """Until both deployments are registered and their runner has polled the API since `since`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,7 +141,7 @@ def wait_until_served(api_url: str, served: ManagedServer, since: datetime, time
             raise ReviewflowError(
                 f"{served.name} exited with code {served.process.returncode}: {_last_line(served.log_path)} (log: {served.log_path})"
             )
-        polled = [_get_json(f"{api_url}/deployments/name/{name}/{name}") for name in (TRAIN, SCORE)]
+        polled = [_get_json(f"{api_url}/deployments/name/{name}/{name}", auth) for name in (TRAIN, SCORE)]
         if all(d and _parse_time(d.get("last_polled")) >= since for d in polled):
             return
         time.sleep(1)
@@ -148,9 +156,10 @@ def _wait_for_exit(processes: list[ManagedServer]) -> ManagedServer:
         time.sleep(1)
 
 
-def _get_json(url: str) -> dict | None:
+def _get_json(url: str, auth: str | None = None) -> dict | None:
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as reply:
             return json.loads(reply.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None

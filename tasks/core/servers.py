@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,7 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.errors import ReviewflowError
@@ -81,8 +83,35 @@ def signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def start_mlflow_server(store_dir: Path, host: str, port: int) -> ManagedServer:
-    """`mlflow server` on a SQLite store and served artifacts in `store_dir` (the embedded store's folder)."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who may use the servers `reviewflow up` starts: from the environment only, never the config or a parameter."""
+
+    mlflow_username: str  # MLflow's basic-auth admin (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)
+    mlflow_password: str = field(repr=False)
+    prefect_auth: str = field(repr=False)  # Prefect's `user:password` (PREFECT_API_AUTH_STRING)
+
+
+def server_credentials(env: Mapping[str, str] = os.environ) -> Credentials | None:
+    """The servers' credentials from the environment; None when none are set; both servers' or neither."""
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    prefect = env.get("PREFECT_SERVER_API_AUTH_STRING") or env.get("PREFECT_API_AUTH_STRING")
+    if not (user or password or prefect):
+        return None
+    if not (user and password and prefect):
+        raise ReviewflowError(
+            "authentication needs both servers' credentials: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD for MLflow, "
+            "PREFECT_API_AUTH_STRING (user:password) for Prefect; set all three, or none on 127.0.0.1"
+        )
+    return Credentials(user, password, prefect)
+
+
+def start_mlflow_server(store_dir: Path, host: str, port: int, credentials: Credentials | None = None) -> ManagedServer:
+    """`mlflow server` on a SQLite store and served artifacts in `store_dir` (the embedded store's folder); with
+    `credentials`, MLflow's basic-auth app, its admin the given user (made on the first start of its user store)."""
     check_port_free(host, port, "the MLflow server")
     store_dir = store_dir.resolve()
     (store_dir / "artifacts").mkdir(parents=True, exist_ok=True)
@@ -92,13 +121,31 @@ def start_mlflow_server(store_dir: Path, host: str, port: int) -> ManagedServer:
         "--artifacts-destination", str(store_dir / "artifacts"),
         "--host", host, "--port", str(port), "--workers", "1",
     ]
-    server = ManagedServer("MLflow server", command, f"http://{host}:{port}", "/health", store_dir / "server.log",
-                           env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if credentials is not None:
+        command += ["--app-name", "basic-auth"]
+        env |= {"MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(store_dir)), "MLFLOW_AUTH_ADMIN_USERNAME": credentials.mlflow_username,
+                "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.mlflow_password,
+                # The auth app signs its CSRF tokens with it; one server, so a new one each start does (unless given).
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32)}
+    server = ManagedServer("MLflow server", command, f"http://{host}:{port}", "/health", store_dir / "server.log", env=env)
     server.wait_healthy()
     return server
 
 
-def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
+def _auth_config(store_dir: Path) -> Path:
+    """MLflow's basic-auth settings beside its store: its user database there; no password (that comes from the environment)."""
+    path = store_dir / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{store_dir / 'basic_auth.db'}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def prefect_server(home: Path, host: str, port: int, credentials: Credentials | None = None) -> ManagedServer:
     """`prefect server start` on its own SQLite database in `home` (started, not yet answering)."""
     check_port_free(host, port, "the Prefect server")
     home = home.resolve()
@@ -115,6 +162,8 @@ def prefect_server(home: Path, host: str, port: int) -> ManagedServer:
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
     }
+    if credentials is not None:  # the API then answers 401 without it; the UI asks for it
+        env |= {"PREFECT_SERVER_API_AUTH_STRING": credentials.prefect_auth, "PREFECT_API_AUTH_STRING": credentials.prefect_auth}
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     return ManagedServer("Prefect server", command, url, "/api/health", home / "server.log", env=env)
 
