@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from models.baseline import BaselineClassifier, BaselineSettings
+from models.slices import token_lengths
 from tasks.core.config import EvaluationConfig, TrackingConfig
 from tasks.core.records import PreparedData, TrainedModel
 from tasks.stages.evaluate import evaluate_model
@@ -39,6 +40,8 @@ def evaluate_baseline(tmp_path_factory):
     for split, rows in (("validation", np.arange(40, 80)), ("test", np.arange(80, 160))):
         np.save(tmp_path / f"{split}-rows.npy", rows)
         np.save(tmp_path / f"{split}-labels.npy", labels[rows])
+        np.save(tmp_path / f"{split}-token-lengths.npy", token_lengths([texts[i] for i in rows]))
+        np.save(tmp_path / f"{split}-ratings.npy", np.where(labels[rows] == 1, 9.0, 2.0))  # all strongly rated
     BaselineClassifier.fit(texts[:40], labels[:40], BaselineSettings(min_df=1)).save(tmp_path / "models" / "baseline-tfidf")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store = TrackingConfig(experiment="t", tracking_uri=uri, artifact_location=str(tmp_path / "a"), registered_model_prefix="t-")
@@ -69,8 +72,12 @@ def test_the_suite_s_pass_rates_and_the_altered_accuracies_are_logged_and_kept(e
     run = client.get_run(evaluation.trained.run_id)
     assert run.info.status == "FINISHED"
     assert {k: run.data.metrics[k] for k in metrics} == pytest.approx(metrics)
-    artifacts = {a.path for folder in ("behaviour", "robustness") for a in client.list_artifacts(run.info.run_id, folder)}
-    assert artifacts == {"behaviour/report.json", "behaviour/summary.md", "robustness/summary.md"}
+    artifacts = {a.path for folder in ("behaviour", "robustness", "slices") for a in client.list_artifacts(run.info.run_id, folder)}
+    assert artifacts == {"behaviour/report.json", "behaviour/summary.md", "robustness/summary.md", "slices/summary.md", "slices/table.json"}
+    # Every test review is in one length slice, and (all rated 2 or 9 here) in the strong-rating slice.
+    assert sum(metrics[f"slice_length_{s}_rows"] for s in ("0_100", "101_300", "over_300") if f"slice_length_{s}_rows" in metrics) == 80
+    assert metrics["slice_rating_strong_rows"] == 80 and metrics["slice_rating_strong_accuracy"] == metrics["test_accuracy"]
+    assert "slice_rating_mild_rows" not in metrics
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "behaviour/report.json")).read_text())
     assert report["pass_rates"]["overall"] == round(metrics["behaviour_pass_rate"], 4)
     tests = report["tests"].values()

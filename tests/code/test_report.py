@@ -72,6 +72,7 @@ def test_comparison_table_and_markdown_name_each_model_with_its_registration_and
         "train_seconds": 12.3, "seeds": 1, "test_accuracy_mean": 0.8123, "test_accuracy_std": 0.0,
         "acc_vs_baseline": None, "auc_vs_baseline": None, "time_x_baseline": None, "version": "3", "alias": "champion",
         **dict.fromkeys(CHECKS),  # this evaluation had no behaviour or robustness checks
+        "worst_slice": "",  # nor slices
     }
     assert table["version"].tolist() == ["3", ""]  # bilstm was not registered
 
