@@ -169,7 +169,10 @@ def score_version(tracking: Tracking, name: str, version: str, texts: list[str])
     with tempfile.TemporaryDirectory(prefix="reviewflow-gate-") as folder:
         inputs, outputs = Path(folder) / "texts.parquet", Path(folder) / "probabilities.npy"
         pd.DataFrame({"text": texts}).to_parquet(inputs, index=False)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri, "MLFLOW_REGISTRY_URI": tracking.tracking_uri}
+        uri = tracking.tracking_uri
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):  # relative: the process runs elsewhere
+            uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
         command = [sys.executable, "-c", _SCORE_SCRIPT, f"models:/{name}/{version}", str(inputs), str(outputs)]
         done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         if done.returncode != 0:

@@ -83,7 +83,7 @@ def test_mlflow_ui_opens_the_experiment_as_a_training_project(browser, served_tr
     from selenium.webdriver.common.by import By
 
     _, parent, _ = served_training
-    experiment = MlflowClient(served_deployments.mlflow_url).get_experiment(parent.info.experiment_id)
+    experiment = MlflowClient(served_deployments.mlflow_url, served_deployments.mlflow_url).get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # The link reviewflow prints (`reviewflow up`, the comparison's run links) opens the model-training view.
     browser.get(f"{served_deployments.mlflow_url}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
@@ -114,7 +114,7 @@ def test_mlflow_model_version_page_shows_its_model_card(browser, served_training
 
     _, _, children = served_training
     run = next(r for r in children if r.info.run_name == "baseline-tfidf")
-    (version,) = MlflowClient(served_deployments.mlflow_url).search_model_versions(f"run_id = '{run.info.run_id}'")
+    (version,) = MlflowClient(served_deployments.mlflow_url, served_deployments.mlflow_url).search_model_versions(f"run_id = '{run.info.run_id}'")
     browser.get(f"{served_deployments.mlflow_url}/#/models/{version.name}/versions/{version.version}?workflowType=machine_learning")
     _wait_for(browser, By.XPATH, f"//h1[normalize-space()='{version.name} version {version.version}']")
     for heading in ("Data", "Slices", "Gate", "Intended use", "Known limits"):

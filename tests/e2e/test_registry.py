@@ -30,6 +30,11 @@ WEAK = {"max_features": 20}  # a baseline that knows 20 n-grams: deliberately we
 def registry_server(tmp_path_factory):
     """A tracking server of this module's own, so its registered names are the product's (`reviewflow-baseline`)."""
     yield from _started_mlflow_server(tmp_path_factory.mktemp("registry-mlflow"))
+    # The tracking calls set MLflow's process-wide URIs to this server; later tests read MLFLOW_TRACKING_URI again.
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._tracking_uri, registry_utils._registry_uri = None, None
 
 
 @pytest.fixture(scope="module")
