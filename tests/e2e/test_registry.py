@@ -6,6 +6,7 @@ figure was inflated is still beaten by a better candidate.
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,17 @@ WEAK = {"max_features": 20}  # a baseline that knows 20 n-grams: deliberately we
 @pytest.fixture(scope="module")
 def registry_server(tmp_path_factory):
     """A tracking server of this module's own, so its registered names are the product's (`reviewflow-baseline`)."""
-    yield from _started_mlflow_server(tmp_path_factory.mktemp("registry-mlflow"))
-    # The tracking calls set MLflow's process-wide URIs to this server; later tests read MLFLOW_TRACKING_URI again.
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
+    import mlflow
 
-    tracking_utils._tracking_uri, registry_utils._registry_uri = None, None
+    before = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield from _started_mlflow_server(tmp_path_factory.mktemp("registry-mlflow"))
+    # The tracking calls set MLflow's process-wide URIs (and their variables) to this server: put them back.
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name, value in before.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
