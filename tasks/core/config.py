@@ -310,6 +310,16 @@ class ScoringConfig(Section):
         1_000_000, ge=1, description="a longer review keeps its row with an error and no probabilities"
     )
     interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
+    drift_threshold: float = Field(
+        0.2, gt=0,
+        description="a file whose token-length or probability histogram has a PSI over this against a model's reference "
+        "profile is flagged as drifted (and still scored); 0.2 is the usual rule of thumb for a significant shift",
+    )
+    shadow_alias: str | None = Field(
+        None, min_length=1,
+        description="also score with the versions holding this alias (e.g. challenger) into shadow_prob_<model> columns, "
+        "and record how often they agree; none: no shadow",
+    )
 
 
 class ServersConfig(Section):
