@@ -34,7 +34,7 @@ def score(scoring: ScoringConfig | None = None, paths: list[str] | None = None) 
         return publish_scoring_task([], {})
     models = load_models_task(scoring.architectures, scoring.alias, TrackingConfig(), scoring.model_cache)
     shadow = load_shadow_task(scoring.architectures, scoring.shadow_alias, TrackingConfig(), scoring.model_cache) if scoring.shadow_alias else None
-    monitoring = Monitoring(models.references, scoring.drift_threshold, shadow)
+    monitoring = Monitoring(models.references, scoring.drift_threshold, scoring.drift_min_rows, shadow)
     inputs = find_review_files([Path(p) for p in paths]) if paths else []  # a missing path: one line, and no run recorded
     recorder = open_scoring_run_task(scoring, paths, models.versions, shadow, TrackingConfig())
     limits = Limits(scoring.max_file_bytes, scoring.max_review_chars)

@@ -315,6 +315,11 @@ class ScoringConfig(Section):
         description="a file whose token-length or probability histogram has a PSI over this against a model's reference "
         "profile is flagged as drifted (and still scored); 0.2 is the usual rule of thumb for a significant shift",
     )
+    drift_min_rows: int = Field(
+        200, ge=1,
+        description="a file with fewer scored rows has its drift figures recorded but is never flagged: over fewer rows a PSI "
+        "is mostly sampling noise (held-out reviews: a 40-row file goes over 0.2 nine times in ten, a 200-row file not once in 300)",
+    )
     shadow_alias: str | None = Field(
         None, min_length=1,
         description="also score with the versions holding this alias (e.g. challenger) into shadow_prob_<model> columns, "

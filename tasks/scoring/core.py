@@ -67,6 +67,7 @@ class Monitoring:
 
     references: dict[str, Reference] = field(default_factory=dict)  # per model of `versions`; a model without one: no drift figures
     drift_threshold: float = 0.2  # a PSI over it flags the file (still scored)
+    drift_min_rows: int = 200  # a file with fewer scored rows is profiled but never flagged
     shadow: ShadowScorers | None = None  # the shadow alias's versions, scoring the same rows into shadow_prob_<model>
 
 
@@ -241,7 +242,8 @@ def _write_output(
             rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())
             bar.update(len(texts))
         source.manifest.unlink(missing_ok=True)  # before the rename: an old manifest never describes the new output
-    return _Written(rows, failed, profiles.drift(monitoring.drift_threshold), agreement.describe() if agreement is not None else None)
+    drift = profiles.drift(monitoring.drift_threshold, monitoring.drift_min_rows)
+    return _Written(rows, failed, drift, agreement.describe() if agreement is not None else None)
 
 
 def _previous_manifest(source: _Input, sha256: str, versions: dict[str, str], shadow_versions: dict[str, str] | None) -> dict | None:

@@ -155,9 +155,10 @@ class FileProfiles:
         for model, counter in self.counters.items():
             counter.add(lengths, unknown[self._vocabulary_of[model]], lengths, probabilities[model])
 
-    def drift(self, threshold: float) -> dict[str, dict]:
+    def drift(self, threshold: float, min_rows: int = 1) -> dict[str, dict]:
         """Per model: `{"reference": None}` without one; else its reference version, the drift figures
-        (`drift`; none without scored rows) and the file's own profile."""
+        (`drift`; none without scored rows) and the file's own profile. Under `min_rows` scored rows the
+        figures are kept but never flag the file (`too_few_rows` says so)."""
         result: dict[str, dict] = {}
         for model, reference in self.references.items():
             counter = self.counters.get(model)
@@ -166,10 +167,14 @@ class FileProfiles:
                 continue
             current = counter.profile()
             figures = drift(reference.profile, current, threshold) if current["rows"] else {"threshold": threshold, "drifted": False, "reasons": []}
+            if current["rows"] < min_rows:
+                # Over a few dozen rows a PSI is mostly sampling noise: held-out reviews would be flagged (README).
+                too_few = f"{current['rows']} scored rows, fewer than the {min_rows} a flag needs"
+                figures |= {"drifted": False, "reasons": [], "too_few_rows": too_few}
             result[model] = {"reference": reference.version, **figures, "profile": current}
         return result
 
 
 def drift_reasons(drift_block: dict[str, dict]) -> list[str]:
-    """Every figure over the threshold in a manifest's `drift` block, named by model: `bilstm: length_psi 1.2 > threshold 0.2`."""
+    """Every figure that flags the file in a manifest's `drift` block, named by model: `bilstm: length_psi 1.2 > threshold 0.2`."""
     return [f"{model}: {reason}" for model, figures in drift_block.items() for reason in figures.get("reasons", [])]

@@ -37,7 +37,7 @@ def open_scoring_run(
     tracking = connect(tracking_settings(tracking_config.model_copy(update={"experiment": EXPERIMENT})))
     params: dict[str, Any] = {
         "alias": scoring.alias, "models": ",".join(scoring.architectures), "chunk_size": scoring.chunk_size,
-        "drift_threshold": scoring.drift_threshold, "shadow_alias": scoring.shadow_alias or "",
+        "drift_threshold": scoring.drift_threshold, "drift_min_rows": scoring.drift_min_rows, "shadow_alias": scoring.shadow_alias or "",
         "inputs": ", ".join(os.path.abspath(p) for p in paths) if paths else f"inbox {os.path.abspath(scoring.inbox)}",
         "output_dir": os.path.abspath(scoring.output_dir),
         **{f"version.{model}": label for model, label in versions.items()},

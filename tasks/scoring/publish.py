@@ -54,6 +54,9 @@ def drift_summary(drift: dict[str, dict] | None) -> str:
         for reason in figures["reasons"]:
             over.setdefault(reason.split()[0], []).append(model)
     largest = max(max(f["length_psi"], f["probability_psi"]) for f in measured.values())
+    too_few = next((f["too_few_rows"] for f in measured.values() if "too_few_rows" in f), None)
+    if too_few:
+        return f"not flagged, {too_few}: PSI up to {largest:.2f}"
     if not over:
         return f"ok: PSI at most {largest:.3f}"
     figures = ", ".join(f"{name} ({len(models)} of {len(measured)} models)" for name, models in over.items())

@@ -62,11 +62,11 @@ def test_reviews_like_the_reference_do_not_drift_and_the_manifest_has_each_model
 
 
 def test_one_line_reviews_are_scored_flagged_and_warned_about(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(50)])
+    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(250)])
     with caplog.at_level(logging.WARNING, logger="reviewflow"):
         outcome = score_file(source, workdir / "out", Recorder().scorers, VERSIONS, 7, monitoring=Monitoring(references()))
-    assert outcome.status == "scored" and outcome.rows == 50 and outcome.drifted is True
-    assert len(read_output(workdir / "out" / "short.scored.csv")) == 50  # still scored, every row
+    assert outcome.status == "scored" and outcome.rows == 250 and outcome.drifted is True
+    assert len(read_output(workdir / "out" / "short.scored.csv")) == 250  # still scored, every row
     manifest = json.loads((workdir / "out" / "short.csv.manifest.json").read_text())
     assert manifest["drifted"] is True and manifest["drift"]["rnn"]["length_psi"] > 0.2
     assert any(r.startswith("rnn: length_psi ") and "> threshold 0.2000" in r for r in manifest["drift_reasons"])
@@ -74,9 +74,20 @@ def test_one_line_reviews_are_scored_flagged_and_warned_about(workdir: Path, cap
 
 
 def test_the_threshold_decides_the_flag(workdir: Path) -> None:
-    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(50)])
+    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(250)])
     outcome = score_file(source, workdir / "out", Recorder().scorers, VERSIONS, 100, monitoring=Monitoring(references(), drift_threshold=1e6))
     assert outcome.drifted is False and outcome.drift["rnn"]["length_psi"] > 0.2
+
+
+def test_a_file_of_too_few_rows_keeps_its_figures_but_is_never_flagged(workdir: Path) -> None:
+    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(50)])
+    outcome = score_file(source, workdir / "out", Recorder().scorers, VERSIONS, 100, monitoring=Monitoring(references()))
+    figures = outcome.drift["rnn"]
+    assert outcome.drifted is False and figures["length_psi"] > 0.2 and not figures["drifted"] and figures["reasons"] == []
+    assert figures["too_few_rows"] == "50 scored rows, fewer than the 200 a flag needs"
+    assert drift_summary(outcome.drift).startswith("not flagged, 50 scored rows, fewer than the 200 a flag needs: PSI up to ")
+    small = score_file(source, workdir / "small", Recorder().scorers, VERSIONS, 100, monitoring=Monitoring(references(), drift_min_rows=50))
+    assert small.drifted is True
 
 
 def test_chunks_of_any_size_give_the_same_drift_and_rows_with_errors_are_left_out(workdir: Path) -> None:
@@ -92,7 +103,7 @@ def test_chunks_of_any_size_give_the_same_drift_and_rows_with_errors_are_left_ou
 
 
 def test_a_version_without_a_reference_is_recorded_as_absent_and_never_flagged(workdir: Path) -> None:
-    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(20)])
+    source = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(250)])
     outcome = score_file(source, workdir / "out", Recorder().scorers, VERSIONS, 100, monitoring=Monitoring(references(("bigru",))))
     assert outcome.drift["rnn"] == {"reference": None}
     assert outcome.drift["bigru"]["drifted"] and outcome.drifted  # the other model still flags it
@@ -167,7 +178,7 @@ def test_the_shadow_ensemble_and_an_ensemble_only_shadow(workdir: Path) -> None:
 
 
 def test_the_report_and_the_history_rows_show_drift_and_shadow(workdir: Path) -> None:
-    short = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(30)])
+    short = write_input(workdir / "short.csv", [{"text": t} for t in one_liners(250)])
     fine = write_input(workdir / "fine.csv", [{"text": t} for t in reviews(300, seed=4)])
     monitoring = Monitoring(references(("rnn",)), shadow=_shadow_scorers())
     outcomes = [score_file(p, workdir / "out", Recorder().scorers, VERSIONS, 100, monitoring=monitoring) for p in (short, fine)]
