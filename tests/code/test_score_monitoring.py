@@ -196,3 +196,13 @@ def test_the_report_and_the_history_rows_show_drift_and_shadow(workdir: Path) ->
     assert table[0]["drifted"] and table[0]["length_psi"] > 0.2 and table[1]["length_psi"] is None
     assert [r["agreement"] for r in shadow_table(scored)] == [0.2, 1.0, 1.0, 1.0]
     assert [r["drifted"] for r in files_table(outcomes)] == [True, False, None]
+
+
+def test_the_inbox_is_profiled_and_shadowed_too(workdir: Path) -> None:
+    from tasks.scoring.core import score_inbox
+
+    write_input(workdir / "inbox" / "short.csv", [{"text": t} for t in one_liners(250)])
+    monitoring = Monitoring(references(), shadow=_shadow_scorers(flip=False))
+    (outcome,) = score_inbox(workdir / "inbox", workdir / "out", workdir / "archive", Recorder().scorers, VERSIONS, 100, monitoring=monitoring)
+    assert outcome.status == "scored" and outcome.drifted and outcome.shadow["agreement"] == {"rnn": 1.0, "bigru": 1.0}
+    assert (workdir / "archive" / "short.csv").is_file()
