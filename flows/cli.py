@@ -28,11 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     score_cmd = commands.add_parser("score", help="score review files once with the registered models")
     score_cmd.add_argument("paths", nargs="+", metavar="PATH", help="review files (.csv .tsv .jsonl .parquet) or folders")
     score_cmd.add_argument("--output", required=True, metavar="DIR", help="folder for the scored files and manifests")
-    score_cmd.add_argument("--alias", default="champion", help="registry alias of the versions to use (default: champion)")
+    score_cmd.add_argument("--alias", default=None, help="registry alias of the versions to use (default: champion)")
     score_cmd.add_argument("--models", default=",".join(SCORING_MODELS),
                            help="models to score with; `ensemble` gives prob_ensemble from the registered ensemble, or the "
                            "mean of the others when none holds the alias (default: all five and the ensemble)")
     score_cmd.add_argument("--chunk-size", type=int, default=None, metavar="N", help="rows scored at a time")
+    score_cmd.add_argument("--shadow", default=None, metavar="ALIAS",
+                           help="also score with the versions holding this alias (e.g. challenger): shadow_prob_<model> columns "
+                           "and their agreement in the manifest; a model without such a version is skipped (default: none)")
+    score_cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="scoring.KEY=VALUE",
+                           help="override one scoring setting, e.g. --set scoring.drift_threshold=0.3 (repeatable)")
     score_cmd.set_defaults(run=run_score)
     serve_cmd = commands.add_parser("serve", help="serve the train and score deployments to PREFECT_API_URL")
     _config_options(serve_cmd)
@@ -123,13 +128,21 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    settings = {"output_dir": args.output, "alias": args.alias, "architectures": args.models}
-    if args.chunk_size is not None:
-        settings["chunk_size"] = args.chunk_size
+    refused = [item for item in args.overrides if not item.strip().startswith("scoring.")]
+    if refused:
+        raise ReviewflowError(f"--set {refused[0]!r}: score takes scoring settings only, e.g. --set scoring.drift_threshold=0.3")
+    # The flags win over --set; each is checked with the others, so a bad value is one line naming it.
+    settings = load_config("default", args.overrides).scoring.model_dump(exclude_unset=True)
+    flags = {"output_dir": args.output, "architectures": args.models, "alias": args.alias, "chunk_size": args.chunk_size,
+             "shadow_alias": args.shadow}
+    settings.update({key: value for key, value in flags.items() if value is not None})
     try:
         scoring = ScoringConfig.model_validate(settings)
     except ValidationError as exc:
-        raise ReviewflowError(describe_validation_error(exc).replace("architectures", "--models")) from None
+        message = describe_validation_error(exc)
+        for key, flag in (("architectures", "--models"), ("shadow_alias", "--shadow"), ("chunk_size", "--chunk-size"), ("alias", "--alias")):
+            message = message.replace(f"for {key}", f"for {flag}")
+        raise ReviewflowError(message) from None
     from flows.scoring import score
 
     _expected_errors_in_one_line()

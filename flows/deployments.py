@@ -85,7 +85,9 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
             interval=interval,
             parameters=score_parameters(config),
             description=f"Score the review files waiting in {config.scoring.inbox} with the "
-            f"{config.scoring.alias!r} models, every {_minutes(interval)}.",
+            f"{config.scoring.alias!r} models"
+            f"{f' (shadow: {config.scoring.shadow_alias!r})' if config.scoring.shadow_alias else ''}, every {_minutes(interval)}; "
+            f"drift flagged over PSI {config.scoring.drift_threshold:g}.",
             tags=["reviewflow", "scoring"],
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),

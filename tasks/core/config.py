@@ -310,6 +310,21 @@ class ScoringConfig(Section):
         1_000_000, ge=1, description="a longer review keeps its row with an error and no probabilities"
     )
     interval_minutes: float = Field(15, gt=0, description="how often the `score` deployment scans the inbox")
+    drift_threshold: float = Field(
+        0.2, gt=0,
+        description="a file whose token-length or probability histogram has a PSI over this against a model's reference "
+        "profile is flagged as drifted (and still scored); 0.2 is the usual rule of thumb for a significant shift",
+    )
+    drift_min_rows: int = Field(
+        200, ge=1,
+        description="a file with fewer scored rows has its drift figures recorded but is never flagged: over fewer rows a PSI "
+        "is mostly sampling noise (held-out reviews: a 40-row file goes over 0.2 nine times in ten, a 200-row file not once in 300)",
+    )
+    shadow_alias: str | None = Field(
+        None, min_length=1,
+        description="also score with the versions holding this alias (e.g. challenger) into shadow_prob_<model> columns, "
+        "and record how often they agree; none: no shadow",
+    )
 
 
 class RegistryConfig(Section):

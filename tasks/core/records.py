@@ -151,6 +151,7 @@ class ModelsInUse(BaseModel):
     versions: dict[str, str]  # every model used, the ensemble too: `rnn` -> `reviewflow-rnn/3`
     scorers: dict[str, Any]  # one per prob_<arch> column
     ensemble: Any = None  # tasks.scoring.rows.EnsembleScorer when prob_ensemble is the registered ensemble's
+    references: dict[str, Any] = {}  # tasks.scoring.drift.Reference per model of `versions`: what its drift is measured against
 
 
 class FileOutcome(BaseModel):
@@ -161,6 +162,9 @@ class FileOutcome(BaseModel):
     failed_rows: int  # rows with an `error`
     reason: str | None  # why skipped/quarantined (one line)
     seconds: float
+    drift: dict[str, dict] | None = None  # a scored file's manifest `drift` block: per model, its figures against its reference
+    drifted: bool | None = None  # a figure over scoring.drift_threshold (None: not scored now)
+    shadow: dict[str, Any] | None = None  # the manifest's `shadow` block (alias, versions, agreement), when a shadow alias scored too
 
 
 class Failure(BaseModel):

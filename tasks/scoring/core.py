@@ -5,7 +5,9 @@ Files are read in chunks and each scored chunk is appended to a hidden temporary
 memory stays flat however large the file; outputs are renamed into place when complete,
 manifest last, so a manifest means its output is whole. A file that cannot be read goes to
 `quarantine/` with a one-line `.reason.txt`; a row that cannot be scored keeps its place with
-a reason in `error`.
+a reason in `error`. Beside the scores, each file is profiled against each model's reference
+(drift.py) and, with a shadow alias, scored by its versions too (rows.ShadowScorers): the manifest
+records both; a drifted file is still scored, and flagged.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
@@ -34,7 +37,8 @@ from tasks.core.formats.base import too_large
 from tasks.core.records import FileOutcome
 from tasks.scoring.checks import input_problems
 from tasks.scoring.discovery import inputs_in, leaves
-from tasks.scoring.rows import EnsembleScorer, Scorer, ensemble_source, output_columns, score_chunk
+from tasks.scoring.drift import FileProfiles, Reference, drift_reasons
+from tasks.scoring.rows import Agreement, EnsembleScorer, Scorer, ShadowScorers, ensemble_source, output_columns, score_chunk, score_shadow
 from tasks.scoring.safety import free_name, lock, quarantine
 from tasks.scoring.textfolder import TextFolder
 
@@ -57,6 +61,26 @@ class Limits:
     max_review_chars: int | None = None  # a longer review keeps its row with an error
 
 
+@dataclass(frozen=True)
+class Monitoring:
+    """What each scored file is compared with besides being scored; see ScoringConfig."""
+
+    references: dict[str, Reference] = field(default_factory=dict)  # per model of `versions`; a model without one: no drift figures
+    drift_threshold: float = 0.2  # a PSI over it flags the file (still scored)
+    drift_min_rows: int = 200  # a file with fewer scored rows is profiled but never flagged
+    shadow: ShadowScorers | None = None  # the shadow alias's versions, scoring the same rows into shadow_prob_<model>
+
+
+@dataclass
+class _Written:
+    """What writing one output found: its row counts, and the manifest's `drift` and `shadow` blocks."""
+
+    rows: int
+    failed: int
+    drift: dict[str, dict]
+    shadow: dict | None
+
+
 @dataclass
 class _Input:
     """How to read one input, and where its output and manifest go."""
@@ -71,6 +95,7 @@ class _Input:
 def score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
     quarantine_move: bool = False, limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
+    monitoring: Monitoring = Monitoring(),
 ) -> FileOutcome:
     """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it.
 
@@ -79,14 +104,14 @@ def score_file(
     path, output_dir = Path(path), Path(output_dir)
     _check_models(scorers, versions, chunk_size, ensemble)
     try:
-        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits, ensemble)
+        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits, ensemble, monitoring)
     except OSError as exc:  # reading errors quarantine the input; these are the run's (disk full, permissions)
         raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or one_line(exc)}") from None
 
 
 def score_inbox(
     inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
-    limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
+    limits: Limits = Limits(), ensemble: EnsembleScorer | None = None, monitoring: Monitoring = Monitoring(),
 ) -> list[FileOutcome]:
     """Score every file in the inbox exactly once; move each to archive_dir only after its output is complete; unreadable ones are moved to quarantine."""
     inbox, output_dir, archive_dir = Path(inbox), Path(output_dir), Path(archive_dir)
@@ -106,7 +131,7 @@ def score_inbox(
                 quarantine(entry, output_dir, reason, move=True)
                 outcomes.append(_outcome(entry, "quarantined", start, reason=reason))
             else:
-                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits, ensemble))
+                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits, ensemble, monitoring))
                 if outcomes[-1].status != "quarantined":
                     archive_dir.mkdir(parents=True, exist_ok=True)
                     shutil.move(entry, free_name(archive_dir / entry.name))
@@ -115,7 +140,7 @@ def score_inbox(
 
 def _score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool,
-    limits: Limits, ensemble: EnsembleScorer | None,
+    limits: Limits, ensemble: EnsembleScorer | None, monitoring: Monitoring,
 ) -> FileOutcome:
     start, started_at = time.monotonic(), _utc_now()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +154,8 @@ def _score_file(
         if fingerprint.content_bytes == 0 and isinstance(source.reader, Format):
             raise _Unreadable("empty file")
         sha256 = fingerprint.sha256
-        done = _previous_manifest(source, sha256, versions)
+        shadow_versions = monitoring.shadow.versions if monitoring.shadow is not None else None
+        done = _previous_manifest(source, sha256, versions, shadow_versions)
         if done is not None:
             log.info("%s: skipped, already scored by the same model versions", path)
             reason = "already scored by the same model versions"
@@ -138,18 +164,25 @@ def _score_file(
             layout = source.reader.layout(path, chunk_size)
         if problems := input_problems(layout):
             raise _Unreadable(problems)
-        rows, failed = _write_output(source, layout, scorers, chunk_size, limits.max_review_chars, ensemble)
+        written = _write_output(source, layout, scorers, versions, chunk_size, limits.max_review_chars, ensemble, monitoring)
     except _Unreadable as exc:
         reason = one_line(str(exc))
         quarantine(path, output_dir, reason, move)
         return _outcome(path, "quarantined", start, reason=reason)
+    rows, failed, reasons = written.rows, written.failed, drift_reasons(written.drift)
     write_json(source.manifest, {
         "input": os.path.abspath(path), "input_sha256": sha256, "versions": versions,
         "prob_ensemble": ensemble_source(scorers, ensemble), "rows": rows, "scored": rows - failed, "failed": failed,
         "started": started_at, "finished": _utc_now(), "output": source.output.name, "id_column": layout.id_column or ROW,
+        "drift": written.drift, "drifted": bool(reasons), "drift_reasons": reasons, "shadow": written.shadow,
     })
-    outcome = _outcome(path, "scored", start, source.output, rows, failed)
+    outcome = _outcome(path, "scored", start, source.output, rows, failed).model_copy(
+        update={"drift": written.drift, "drifted": bool(reasons), "shadow": written.shadow}
+    )
     log.info("%s: scored %d rows (%d failed) into %s in %.1fs", path, rows, failed, source.output.name, outcome.seconds)
+    if reasons:
+        # Scored all the same: drift says the scores deserve a look, not that they are wrong.
+        log.warning("%s: drifted from the models' reference profiles: %s", path, "; ".join(reasons))
     return outcome
 
 
@@ -178,12 +211,15 @@ def _reading() -> Iterator[None]:
 
 
 def _write_output(
-    source: _Input, layout: Layout, scorers: dict[str, Scorer], chunk_size: int, max_chars: int | None,
-    ensemble: EnsembleScorer | None,
-) -> tuple[int, int]:
-    """Score the input chunk by chunk into a temporary file renamed into place when complete; (rows, failed)."""
+    source: _Input, layout: Layout, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, max_chars: int | None,
+    ensemble: EnsembleScorer | None, monitoring: Monitoring,
+) -> _Written:
+    """Score the input chunk by chunk into a temporary file renamed into place when complete, profiling it as it goes."""
     id_name = layout.id_column or ROW
-    columns = output_columns(id_name, list(scorers))
+    shadow = monitoring.shadow
+    columns = output_columns(id_name, list(scorers), shadow.models if shadow is not None else ())
+    profiles = FileProfiles({m: monitoring.references.get(m, Reference(v)) for m, v in versions.items()})
+    agreement = Agreement(shadow) if shadow is not None else None
     rows = failed = 0
     bar = tqdm(total=layout.rows, unit="row", desc=f"scoring {source.path.name}", file=sys.stderr, leave=False)
     with bar, atomic_write(source.output) as file, source.output_format.writer(file, columns, layout.id_type) as writer:
@@ -194,22 +230,30 @@ def _write_output(
             if texts is None:
                 break
             frame = score_chunk(texts, scorers, max_chars, ensemble)
+            scored = (frame["error"] == "").to_numpy()
+            # Rows with errors have no probabilities, and would profile as reviews of no words.
+            profiles.add([t for t, ok in zip(texts, scored) if ok], {m: frame[f"prob_{m}"].to_numpy()[scored] for m in versions})
+            if agreement is not None:
+                shadow_frame = score_shadow(texts, shadow, max_chars)
+                agreement.add(frame, shadow_frame)
+                frame = pd.concat([frame, shadow_frame], axis=1)
             frame.insert(0, id_name, ids if ids is not None else range(rows, rows + len(texts)))
             writer.write(frame)
             rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())
             bar.update(len(texts))
         source.manifest.unlink(missing_ok=True)  # before the rename: an old manifest never describes the new output
-    return rows, failed
+    drift = profiles.drift(monitoring.drift_threshold, monitoring.drift_min_rows)
+    return _Written(rows, failed, drift, agreement.describe() if agreement is not None else None)
 
 
-def _previous_manifest(source: _Input, sha256: str, versions: dict[str, str]) -> dict | None:
-    """The manifest of a complete earlier scoring of the same content by the same versions."""
+def _previous_manifest(source: _Input, sha256: str, versions: dict[str, str], shadow_versions: dict[str, str] | None) -> dict | None:
+    """The manifest of a complete earlier scoring of the same content by the same versions (and shadow versions: they add columns)."""
     try:
         previous = json.loads(source.manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = (previous.get("input_sha256"), previous.get("versions"), previous.get("output"))
-    return previous if same == (sha256, versions, source.output.name) and source.output.is_file() else None
+    same = (previous.get("input_sha256"), previous.get("versions"), previous.get("output"), (previous.get("shadow") or {}).get("versions"))
+    return previous if same == (sha256, versions, source.output.name, shadow_versions) and source.output.is_file() else None
 
 
 def _check_models(scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, ensemble: EnsembleScorer | None) -> None:

@@ -8,6 +8,7 @@ comparable bin by bin; `ProfileCounter` builds one over chunks with the same res
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,13 +73,13 @@ def profile(token_lengths: np.ndarray, unknown_tokens: np.ndarray, total_tokens:
 
 def token_counts(texts: Iterable[str], vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
     """Tokens per review and how many of them the vocabulary encodes as the unknown id."""
-    lengths, unknown = [], []
-    for text in texts:
-        # Not `encode`: it turns a review without words into one unknown id, which would count as a token.
-        words = tokenize(text)
-        lengths.append(len(words))
-        unknown.append(sum(word not in vocabulary._ids for word in words))
-    return np.asarray(lengths, dtype=np.int64), np.asarray(unknown, dtype=np.int64)
+    # Not `encode`: it turns a review without words into one unknown id, which would count as a token.
+    words = [tokenize(text) for text in texts]
+    return np.asarray([len(w) for w in words], dtype=np.int64), _unknown_counts(words, vocabulary)
+
+
+def _unknown_counts(words: list[list[str]], vocabulary: Vocabulary) -> np.ndarray:
+    return np.asarray([sum(word not in vocabulary._ids for word in review) for review in words], dtype=np.int64)
 
 
 def profile_texts(texts: Iterable[str], vocabulary: Vocabulary, probabilities: np.ndarray) -> dict:
@@ -111,3 +112,69 @@ def drift(reference: dict, current: dict, threshold: float) -> dict:
     over = [name for name in ("length_psi", "probability_psi") if result[name] > threshold]
     reasons = [f"{name} {result[name]:.4f} > threshold {threshold:.4f}" for name in over]
     return result | {"threshold": threshold, "drifted": bool(reasons), "reasons": reasons}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A model version's drift reference as scoring compares files with it; no profile: the version has none
+    (registered before versions carried one), so its drift is not measured."""
+
+    version: str  # `reviewflow-bilstm/3`
+    profile: dict | None = None
+    vocabulary: Vocabulary | None = None
+
+
+class FileProfiles:
+    """The profile of one file as each model with a reference scored it, counted chunk by chunk: memory stays flat.
+
+    Each review is tokenized once for all models, and its unknown words counted once per distinct
+    vocabulary (the models of one training share theirs).
+    """
+
+    def __init__(self, references: dict[str, Reference]) -> None:
+        self.references = references
+        self.counters = {m: ProfileCounter() for m, r in references.items() if r.profile is not None and r.vocabulary is not None}
+        vocabularies: list[Vocabulary] = []
+        self._vocabulary_of: dict[str, int] = {}  # model -> its vocabulary's index in `vocabularies`
+        for model in self.counters:
+            vocabulary = references[model].vocabulary
+            index = next((i for i, v in enumerate(vocabularies) if v.words == vocabulary.words), None)
+            if index is None:
+                vocabularies.append(vocabulary)
+                index = len(vocabularies) - 1
+            self._vocabulary_of[model] = index
+        self._vocabularies = vocabularies
+
+    def add(self, texts: list[str], probabilities: dict[str, np.ndarray]) -> None:
+        """Count one chunk: the texts of its scorable rows, and each model's probabilities for them."""
+        if not self.counters or not texts:
+            return
+        words = [tokenize(text) for text in texts]
+        lengths = np.asarray([len(w) for w in words], dtype=np.int64)
+        unknown = [_unknown_counts(words, vocabulary) for vocabulary in self._vocabularies]
+        for model, counter in self.counters.items():
+            counter.add(lengths, unknown[self._vocabulary_of[model]], lengths, probabilities[model])
+
+    def drift(self, threshold: float, min_rows: int = 1) -> dict[str, dict]:
+        """Per model: `{"reference": None}` without one; else its reference version, the drift figures
+        (`drift`; none without scored rows) and the file's own profile. Under `min_rows` scored rows the
+        figures are kept but never flag the file (`too_few_rows` says so)."""
+        result: dict[str, dict] = {}
+        for model, reference in self.references.items():
+            counter = self.counters.get(model)
+            if counter is None:
+                result[model] = {"reference": None}
+                continue
+            current = counter.profile()
+            figures = drift(reference.profile, current, threshold) if current["rows"] else {"threshold": threshold, "drifted": False, "reasons": []}
+            if current["rows"] < min_rows:
+                # Over a few dozen rows a PSI is mostly sampling noise: held-out reviews would be flagged (README).
+                too_few = f"{current['rows']} scored rows, fewer than the {min_rows} a flag needs"
+                figures |= {"drifted": False, "reasons": [], "too_few_rows": too_few}
+            result[model] = {"reference": reference.version, **figures, "profile": current}
+        return result
+
+
+def drift_reasons(drift_block: dict[str, dict]) -> list[str]:
+    """Every figure that flags the file in a manifest's `drift` block, named by model: `bilstm: length_psi 1.2 > threshold 0.2`."""
+    return [f"{model}: {reason}" for model, figures in drift_block.items() for reason in figures.get("reasons", [])]

@@ -19,9 +19,11 @@ from mlflow.entities.model_registry import ModelVersion
 
 from models.architectures import ENSEMBLE
 from models.classifiers import load_classifier
+from models.text import Vocabulary
 from tasks.core.errors import ReviewflowError, redacted
 from tasks.core.files import remove, remove_stale_temporaries, temporary_sibling
-from tasks.registry.versions import artifact_path, download_version, model_version, registered_name, version_with_alias
+from tasks.registry.versions import REFERENCE_PROFILE, artifact_path, download_version, model_version, registered_name, version_with_alias
+from tasks.scoring.drift import Reference
 from tasks.tracking import Tracking
 
 log = logging.getLogger("reviewflow")
@@ -29,17 +31,20 @@ CACHE_STAMP = "reviewflow-cache.json"  # written last into a model cache entry: 
 
 
 def load_registered_models(
-    tracking: Tracking, architectures: list[str], alias: str, cache: Path
+    tracking: Tracking, architectures: list[str], alias: str, cache: Path, required: bool = True
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The classifiers (`predict(texts)` -> P(positive)) of the versions that hold `alias`, and those versions.
 
     Which version holds an alias is asked every time (aliases move); each version is then loaded
     by its exact number from the local cache, downloaded there the first time (see `cached_version`).
+    A model without a version holding `alias` is an error, or, not `required`, left out.
     """
     classifiers, versions = {}, {}
     for architecture in architectures:
         name = registered_name(tracking, architecture)
         found = version_with_alias(tracking, name, alias)
+        if found is None and not required:
+            continue
         if found is None:
             raise ReviewflowError(
                 redacted(f"no version of {name} has the alias {alias!r} at {tracking.tracking_uri}: train first, or pick another --alias")
@@ -52,6 +57,20 @@ def load_registered_models(
 def load_model_version(tracking: Tracking, name: str, version: str, cache: Path) -> Any:
     """The classifier of one exact registered version, from the local cache."""
     return _load_classifier(tracking, model_version(tracking, name, version), cache)
+
+
+def load_reference(tracking: Tracking, label: str, cache: Path) -> Reference:
+    """The drift reference of one exact version (`reviewflow-bilstm/3`), from the local cache: its
+    `reference_profile` artifact's profile and vocabulary; none for a version registered before versions carried one."""
+    name, _, version = label.rpartition("/")
+    folder = cached_version(tracking, model_version(tracking, name, version), cache)
+    try:
+        where = folder / artifact_path(folder, REFERENCE_PROFILE)
+    except KeyError:
+        log.info("%s has no %s (registered before versions carried one): its drift is not measured", label, REFERENCE_PROFILE)
+        return Reference(label)
+    profile = json.loads((where / "profile.json").read_text(encoding="utf-8"))
+    return Reference(label, profile, Vocabulary.load(where / "vocabulary.json"))
 
 
 def _load_classifier(tracking: Tracking, found: ModelVersion, cache: Path) -> Any:

@@ -20,8 +20,8 @@ from tasks.core.config import ScoringConfig, TrackingConfig, tracking_settings
 from tasks.core.errors import ReviewflowError
 from tasks.core.records import ModelsInUse
 from tasks.registry.versions import registered_name
-from tasks.scoring.model_cache import load_model_version, load_registered_models, registered_ensemble
-from tasks.scoring.rows import EnsembleScorer
+from tasks.scoring.model_cache import load_model_version, load_reference, load_registered_models, registered_ensemble
+from tasks.scoring.rows import EnsembleScorer, ShadowScorers
 from tasks.tracking import Tracking, connect
 
 log = logging.getLogger("reviewflow")
@@ -34,7 +34,8 @@ def load_models(
     (default: ScoringConfig's).
 
     With `ensemble` among them, `prob_ensemble` comes from the version of `reviewflow-ensemble`
-    holding `alias` when there is one (else, with other models named, from their mean).
+    holding `alias` when there is one (else, with other models named, from their mean). Each version
+    comes with its drift reference (drift.Reference; without a profile when it carries none).
     """
     tracking = connect(tracking_settings(tracking_config))
     cache = model_cache if model_cache is not None else ScoringConfig().model_cache
@@ -53,7 +54,31 @@ def load_models(
         log.info("the recurrent models encode each chunk once per vocabulary (%d shared)", shared)
     log.info("scoring with %s", ", ".join(versions.values()))
     scorers = {architecture: classifier.predict for architecture, classifier in classifiers.items()}
-    return ModelsInUse(versions=versions, scorers=scorers, ensemble=ensemble)
+    references = {model: load_reference(tracking, label, cache) for model, label in versions.items()}
+    return ModelsInUse(versions=versions, scorers=scorers, ensemble=ensemble, references=references)
+
+
+def load_shadow(
+    architectures: list[str], alias: str, tracking_config: TrackingConfig, model_cache: Path | None = None
+) -> ShadowScorers | None:
+    """The versions holding the shadow `alias` for the same models, to score beside them; a model without one
+    is skipped with a warning (the ensemble: when no registered ensemble holds it). None when no model has one."""
+    tracking = connect(tracking_settings(tracking_config))
+    cache = model_cache if model_cache is not None else ScoringConfig().model_cache
+    members = [a for a in architectures if a != ENSEMBLE]
+    classifiers, versions = load_registered_models(tracking, members, alias, cache, required=False)
+    ensemble, pinned_classifiers = load_ensemble(tracking, alias, versions, cache) if ENSEMBLE in architectures else (None, {})
+    if ensemble is not None:
+        versions[ENSEMBLE] = ensemble.version
+    for model in (m for m in architectures if m not in versions):
+        log.warning("shadow %r: no version of %s has the alias: %s is not shadowed", alias, registered_name(tracking, model), model)
+    if not versions:
+        log.warning("shadow %r: no model has a version with this alias: no shadow scoring", alias)
+        return None
+    share_encoding([*classifiers.values(), *pinned_classifiers.values()])
+    log.info("shadow %r: also scoring with %s", alias, ", ".join(versions.values()))
+    scorers = {architecture: classifier.predict for architecture, classifier in classifiers.items()}
+    return ShadowScorers(alias=alias, versions=versions, scorers=scorers, ensemble=ensemble)
 
 
 def load_ensemble(tracking: Tracking, alias: str, versions: dict[str, str], cache: Path) -> tuple[EnsembleScorer | None, dict[str, Any]]:
@@ -76,3 +101,4 @@ def load_ensemble(tracking: Tracking, alias: str, versions: dict[str, str], cach
 
 
 load_models_task = task(load_models, name="load-models", cache_policy=NO_CACHE)
+load_shadow_task = task(load_shadow, name="load-shadow", cache_policy=NO_CACHE)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.architectures import ENSEMBLE
 from models.ensemble import Stacker
 from tasks.core.errors import ReviewflowError
 from tasks.core.formats import MISSING
@@ -38,9 +39,32 @@ class EnsembleScorer:
                 "intercept": self.stacker.intercept}
 
 
-def output_columns(id_name: str, architectures: list[str]) -> list[str]:
-    """The columns of a scored file, in order."""
-    return [id_name, *(f"prob_{arch}" for arch in architectures), "prob_ensemble", "sentiment", "error"]
+@dataclass(frozen=True)
+class ShadowScorers:
+    """The versions holding the shadow alias for a run's models: they score the same rows beside them, into
+    `shadow_prob_<model>` columns, and only the agreement is reported; sentiment stays the run's own."""
+
+    alias: str
+    versions: dict[str, str]  # only the models that have a version under the alias (the ensemble: a registered one)
+    scorers: dict[str, Scorer]  # one per shadow_prob_<arch> column
+    ensemble: EnsembleScorer | None = None  # shadow_prob_ensemble's, when a registered ensemble holds the alias
+
+    @property
+    def models(self) -> list[str]:
+        """The shadowed models, in column order."""
+        return [*self.scorers, *([ENSEMBLE] if self.ensemble is not None else [])]
+
+
+def output_columns(id_name: str, architectures: list[str], shadowed: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The columns of a scored file, in order; shadow columns only after all the others, so outputs without a shadow never change."""
+    columns = [id_name, *(f"prob_{arch}" for arch in architectures), "prob_ensemble", "sentiment", "error"]
+    return columns + [f"shadow_prob_{model}" for model in shadowed]
+
+
+def score_shadow(texts: list[Any], shadow: ShadowScorers, max_chars: int | None = None) -> pd.DataFrame:
+    """The `shadow_prob_<model>` columns for one chunk: the rows `score_chunk` scores, scored by the shadow versions."""
+    frame = score_chunk(texts, shadow.scorers, max_chars, shadow.ensemble)
+    return pd.DataFrame({f"shadow_prob_{model}": frame[f"prob_{model}"] for model in shadow.models})
 
 
 def ensemble_source(scorers: dict[str, Scorer], ensemble: EnsembleScorer | None) -> dict[str, Any]:
@@ -103,3 +127,28 @@ def _checked(arch: str, probabilities: Any, expected: int) -> np.ndarray:
     if not np.all((values >= 0) & (values <= 1)):
         raise ReviewflowError(f"model {arch} returned probabilities outside [0, 1]")
     return values
+
+
+class Agreement:
+    """How often each shadow version gives the same label as the run's version (P >= 0.5 on both sides) on the
+    scored rows, counted chunk by chunk."""
+
+    def __init__(self, shadow: ShadowScorers) -> None:
+        self.shadow = shadow
+        self.rows = 0
+        self.same = dict.fromkeys(shadow.models, 0)
+
+    def add(self, frame: pd.DataFrame, shadow_frame: pd.DataFrame) -> None:
+        """Count one chunk: `score_chunk`'s frame and `score_shadow`'s for the same rows."""
+        scored = (frame["error"] == "").to_numpy()
+        self.rows += int(scored.sum())
+        for model in self.shadow.models:
+            ours = frame[f"prob_{model}"].to_numpy(dtype=float)[scored] >= 0.5
+            theirs = shadow_frame[f"shadow_prob_{model}"].to_numpy(dtype=float)[scored] >= 0.5
+            self.same[model] += int(np.count_nonzero(ours == theirs))
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's `shadow` block: the alias, its versions, the rows compared and each model's agreement
+        (None without scored rows)."""
+        agreement = {m: (same / self.rows if self.rows else None) for m, same in self.same.items()}
+        return {"alias": self.shadow.alias, "versions": self.shadow.versions, "rows": self.rows, "agreement": agreement}

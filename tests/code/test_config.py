@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.core.config import Config, load_config, tracking_settings
+from tasks.core.config import Config, ScoringConfig, load_config, tracking_settings
 from tasks.core.errors import ReviewflowError
 
 
@@ -48,6 +48,9 @@ def test_the_evaluation_checks_are_on_for_every_test_review_unless_set():
         ("train.task_runner=threads", "bad value for train.task_runner"),
         ("prepare.keep=middle", "bad value for prepare.keep"),
         ("evaluation.robustness_reviews=1", "bad value for evaluation.robustness_reviews"),
+        ("scoring.drift_threshold=-1", "bad value for scoring.drift_threshold"),
+        ("scoring.drift_threshold=0", "bad value for scoring.drift_threshold"),
+        ("scoring.shadow_alias=", "bad value for scoring.shadow_alias"),
         ("train.seq_len.bilstm=-5", "train.seq_len has bad entries"),
         ("train.by_architecture.lstm.dropout=0.1", "train.by_architecture.lstm: unknown architecture"),
         ("train.by_architecture.bilstm.dropout=2", "train.by_architecture.bilstm: bad value for dropout"),
@@ -88,3 +91,29 @@ def test_a_broken_mlflow_yaml_gives_one_line(workdir):
     (workdir / "mlflow.yaml").write_text("- a list\n")
     with pytest.raises(ReviewflowError, match="expected a mapping"):
         tracking_settings(Config().tracking)
+
+
+def test_drift_and_shadow_settings_reach_the_scheduled_score_deployment():
+    from flows.deployments import score_parameters
+
+    assert (ScoringConfig().drift_threshold, ScoringConfig().shadow_alias) == (0.2, None)
+    config = load_config("default", ["scoring.shadow_alias=challenger", "scoring.drift_threshold=0.3"])
+    scoring = score_parameters(config)["scoring"]
+    assert (scoring["shadow_alias"], scoring["drift_threshold"]) == ("challenger", 0.3)
+    assert ScoringConfig.model_validate(scoring).shadow_alias == "challenger"  # as the flow run reads its parameter
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--set", "scoring.drift_threshold=-1"], "bad value for scoring.drift_threshold: Input should be greater than 0 (got -1)"),
+        (["--shadow", ""], "bad value for --shadow: String should have at least 1 character"),
+        (["--set", "train.epochs=2"], "--set 'train.epochs=2': score takes scoring settings only"),
+    ],
+)
+def test_score_refuses_bad_drift_and_shadow_options_in_one_line(workdir, capsys, options, message):
+    from flows.cli import main
+
+    assert main(["score", "r.csv", "--output", "out", *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"reviewflow: error: {message}") and err.count("\n") == 1

@@ -11,7 +11,7 @@ import pytest
 from models.baseline import BaselineClassifier, BaselineSettings
 from tasks.core.config import TrackingConfig
 from tasks.registry.versions import log_and_register
-from tasks.scoring.model_cache import CACHE_STAMP, load_model_version, load_registered_models
+from tasks.scoring.model_cache import CACHE_STAMP, load_model_version, load_reference, load_registered_models
 from tasks.tracking import connect
 from tasks.tracking.runs import finish_run, start_child_run, start_parent_run
 
@@ -94,3 +94,26 @@ def test_a_killed_run_s_download_is_cleaned_up_and_never_used(registered, tmp_pa
     (killed / "MLmodel").write_text("half")
     assert load_model_version(tracking, "t-baseline", "1", cache).predict(TEXTS).shape == (len(TEXTS),)
     assert [p.name for p in folder.parent.iterdir()] == ["1"]
+
+
+def test_a_version_s_drift_reference_comes_with_it_and_an_older_one_has_none(registered, tmp_path):
+    from models.text import Vocabulary
+    from tasks.core.files import write_json
+    from tasks.scoring.drift import profile_texts
+
+    tracking, _ = registered
+    cache = tmp_path / "cache"
+    old = load_reference(tracking, "t-baseline/1", cache)  # registered without a reference_profile
+    assert (old.version, old.profile, old.vocabulary) == ("t-baseline/1", None, None)
+
+    reference = tmp_path / "reference_profile"
+    reference.mkdir()
+    vocabulary = Vocabulary(["great", "awful", "film"])
+    write_json(reference / "profile.json", profile_texts(TEXTS, vocabulary, np.array([0.9, 0.1, 0.8, 0.2])))
+    vocabulary.save(reference / "vocabulary.json")
+    tracking = tracking.model_copy(update={"parent_run_id": start_parent_run(tracking, "smoke-2", {}, {})})
+    run = start_child_run(tracking, "baseline", None, {})
+    version = log_and_register(tracking, run, "baseline", tmp_path / "baseline-tfidf", pd.DataFrame({"text": TEXTS[:1]}), reference)
+    loaded = load_reference(tracking, f"t-baseline/{version}", cache)
+    assert loaded.profile == json.loads((reference / "profile.json").read_text())
+    assert loaded.vocabulary.words == ["great", "awful", "film"]

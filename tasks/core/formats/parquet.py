@@ -39,12 +39,15 @@ class Parquet(Format):
         return _ParquetWriter(file, columns, id_type)
 
 
+_TEXT_COLUMNS = ("sentiment", "error")  # the scoring output's string columns; the others after the id are probabilities
+
+
 class _ParquetWriter(TableWriter):
-    """The scoring output: the id, float probabilities, then the sentiment and error strings."""
+    """The scoring output: the id, float probabilities, the sentiment and error strings (then any shadow probabilities)."""
 
     def __init__(self, file: BinaryIO, columns: list[str], id_type: pa.DataType | None) -> None:
-        fields = [(columns[0], id_type or pa.int64())] + [(c, pa.float64()) for c in columns[1:-2]]
-        self.schema = pa.schema(fields + [(c, pa.string()) for c in columns[-2:]])
+        fields = [(columns[0], id_type or pa.int64())]
+        self.schema = pa.schema(fields + [(c, pa.string() if c in _TEXT_COLUMNS else pa.float64()) for c in columns[1:]])
         self.parquet = pq.ParquetWriter(file, self.schema)
 
     def write(self, frame: pd.DataFrame) -> None:
