@@ -12,7 +12,7 @@ endif
 endif
 export PREFECT_SERVER_EPHEMERAL_ENABLED ?= true
 
-.PHONY: setup browser run lint test test-fast clean
+.PHONY: setup browser postgres run lint test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -30,10 +30,15 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# The team tests run a real PostgreSQL from Debian's package, in a temporary folder of their own.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup browser
+test: setup browser postgres
 	$(BIN)/pytest -q
 
 # The tests that start no server (no MLflow, Prefect or browser): code, data and model tests.

@@ -42,9 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="serve the train and score deployments to PREFECT_API_URL")
     _config_options(serve_cmd)
     serve_cmd.set_defaults(run=run_serve)
-    up_cmd = commands.add_parser("up", help="start MLflow and Prefect servers locally and serve the deployments")
+    up_cmd = commands.add_parser("up", help="start MLflow and Prefect servers and serve the deployments (or put them on servers.work_pool)")
     _config_options(up_cmd)
     up_cmd.set_defaults(run=run_up)
+    deploy_cmd = commands.add_parser("deploy", help="put the train and score deployments on the work pool servers.work_pool at PREFECT_API_URL")
+    _config_options(deploy_cmd)
+    deploy_cmd.set_defaults(run=run_deploy)
+    worker_cmd = commands.add_parser("worker", help="run flow runs of the work pool servers.work_pool (a Prefect process worker)")
+    _config_options(worker_cmd)
+    worker_cmd.add_argument("--name", default=None, help="the worker's name in the Prefect UI (default: Prefect's)")
+    worker_cmd.set_defaults(run=run_worker)
     report_cmd = commands.add_parser("report", help="the results table of a recorded training (and its ablations), from MLflow")
     report_cmd.add_argument("run_id", metavar="RUN_ID", help="a training's MLflow parent run id, `latest` or `latest:<profile>`")
     report_cmd.add_argument("--ablation", action="append", default=[], metavar="RUN_ID",
@@ -105,6 +112,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve_deployments(load_config(args.profile, args.overrides))
     return 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from flows.deployments import deploy_deployments
+
+    config = load_config(args.profile, args.overrides)
+    deploy_deployments(config)
+    print(f"deployments train/train and score/score are on work pool {config.servers.work_pool}; start workers with "
+          f"`reviewflow worker --set servers.work_pool={config.servers.work_pool}`")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from flows.deployments import start_worker
+
+    start_worker(load_config(args.profile, args.overrides), args.name)
+    return 0  # not reached: the process became the worker
 
 
 def run_up(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The `train` and `score` deployments, served to a Prefect server (`reviewflow serve`, `reviewflow up`).
+"""The `train` and `score` deployments: served by one process (`reviewflow serve`, `reviewflow up`), or put on a
+work pool (`reviewflow deploy`) for workers on any machine (`reviewflow worker`).
 
 `train/train` has no schedule: it runs when started from the Prefect UI or API, e.g. with
 just `{"profile": "smoke"}`. `score/score` scans the scoring inbox every
@@ -9,11 +10,14 @@ just `{"profile": "smoke"}`. `score/score` scans the scoring inbox every
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.config import Config
@@ -40,6 +44,110 @@ def serve_deployments(config: Config) -> None:
     deployments = build_deployments(config)
     # Pause the inbox schedule when serving stops (re-applying on the next start unpauses it).
     serve(*deployments, pause_on_shutdown=True)
+
+
+def deploy_deployments(config: Config, api_url: str | None = None, auth: str | None = None) -> None:
+    """Put `train` and `score` on the work pool `servers.work_pool` (made, of type process, when missing), for
+    `reviewflow worker`s to run in this folder; and the automation that marks a run whose worker is gone Crashed.
+
+    `api_url` and `auth` default to Prefect's own settings (PREFECT_API_URL, PREFECT_API_AUTH_STRING).
+    """
+    pool = config.servers.work_pool
+    if not pool:
+        raise ReviewflowError("reviewflow deploy needs a work pool: set servers.work_pool, e.g. --set servers.work_pool=reviewflow")
+    api_url = api_url or prefect_api_url()
+    if not api_url:
+        raise ReviewflowError("reviewflow deploy needs PREFECT_API_URL (the team's Prefect server)")
+    _check_answers(api_url)
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}):
+        _ensure_work_pool(pool)
+        folder = str(Path.cwd().resolve())
+        for deployment in build_deployments(config):
+            # Flow runs start in this folder on the worker's machine (relative data/ paths are its), and report
+            # that they are alive every heartbeat_s: the automation below watches for the silence of a lost worker.
+            env = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(config.servers.heartbeat_s)}
+            deployment.job_variables = {"working_dir": folder, "env": env}
+            deployment.apply(work_pool_name=pool)
+        _ensure_lost_run_automation(config.servers.heartbeat_s)
+
+
+LOST_RUN_AUTOMATION = "reviewflow: mark a flow run whose worker is gone Crashed"
+LOST_AFTER_HEARTBEATS = 4  # Prefect's guide uses three; one more spares a run on a busy 2-core machine
+
+
+def _ensure_work_pool(pool: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_work_pool(pool)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(WorkPoolCreate(name=pool, type=ProcessWorker.type, base_job_template=template))
+            return
+    if found.type != ProcessWorker.type:
+        raise ReviewflowError(f"work pool {pool!r} is of type {found.type!r}: reviewflow's deployments need a pool of type 'process'")
+
+
+def _ensure_lost_run_automation(heartbeat_s: int) -> None:
+    """Prefect's recipe for zombie flow runs: a run that sent a heartbeat and then nothing for a while is Crashed
+    (https://docs.prefect.io/v3/advanced/detect-zombie-flows); without it the run of a lost worker stays Running."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    silence = timedelta(seconds=LOST_AFTER_HEARTBEATS * heartbeat_s)
+    with contextlib.suppress(ValueError):  # not there yet; otherwise replaced, so a new heartbeat_s applies
+        Automation.read(name=LOST_RUN_AUTOMATION).delete()
+    Automation(
+        name=LOST_RUN_AUTOMATION,
+        description=f"No heartbeat or state change for {silence.total_seconds():.0f} s after a heartbeat: its worker or machine is gone.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.*"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=silence,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=f"no heartbeat for {silence.total_seconds():.0f} s: its worker is gone")],
+    ).create()
+
+
+def start_worker(config: Config, name: str | None = None) -> None:
+    """Become a Prefect worker of `servers.work_pool` (`prefect worker start`), once the pool and both servers answer."""
+    pool = config.servers.work_pool
+    if not pool:
+        raise ReviewflowError("reviewflow worker needs a work pool: set servers.work_pool, the one `reviewflow deploy` used")
+    api_url = prefect_api_url()
+    if not api_url:
+        raise ReviewflowError("reviewflow worker needs PREFECT_API_URL (the team's Prefect server)")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not tracking_uri.startswith(("http://", "https://")):
+        # Otherwise each worker's runs would land in an embedded store of its own machine, out of the team's sight.
+        raise ReviewflowError("reviewflow worker needs MLFLOW_TRACKING_URI, the team's MLflow server (http://host:port)")
+    _check_answers(api_url)
+    from tasks.tracking import check_server_answers
+
+    check_server_answers(tracking_uri)
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise ReviewflowError(f"no work pool {pool!r} at {api_url}: run `reviewflow deploy` first") from None
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process", *(["--name", name] if name else [])]
+    os.execv(sys.executable, command)
 
 
 def prefect_api_url() -> str | None:

@@ -1,4 +1,5 @@
-"""`reviewflow up`: a local MLflow server, a Prefect server and the served deployments, stopped together.
+"""`reviewflow up`: an MLflow server, a Prefect server and the served deployments (or, with `servers.work_pool`,
+the deployments put on the pool for workers), stopped together.
 
 Each process starts in its own process group (see `tasks.core.servers.ManagedServer`), so
 stopping one stops everything it started: the MLflow server's workers, the Prefect
@@ -21,13 +22,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.deployments import SCORE, TRAIN
+from flows.deployments import SCORE, TRAIN, deploy_deployments
 from tasks.core.config import Config, tracking_settings
 from tasks.core.errors import ReviewflowError
-from tasks.core.servers import LOOPBACK, ManagedServer, check_port_free, prefect_server, server_credentials, signal_group, start_mlflow_server
+from tasks.core.servers import (
+    LOOPBACK,
+    ManagedServer,
+    check_database_answers,
+    check_port_free,
+    prefect_server,
+    server_credentials,
+    signal_group,
+    start_mlflow_server,
+)
 from tasks.tracking import TRAINING_VIEW
 
 PREFECT_HOME = Path("data/prefect")  # the Prefect server's own SQLite database and settings
+ARTIFACT_STORE = Path("data/mlflow-server")  # what the MLflow server keeps here when its runs are in PostgreSQL
 
 
 def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect_port: int = 4200) -> int:
@@ -42,27 +53,38 @@ def up(config: Config, host: str = "127.0.0.1", mlflow_port: int = 5000, prefect
         raise ReviewflowError(f"the MLflow and Prefect servers need two ports (both are {mlflow_port})")
     check_port_free(host, mlflow_port, "the MLflow server")
     check_port_free(host, prefect_port, "the Prefect server")
-    store_dir = embedded_store_dir(config)
+    servers = config.servers
+    for setting in ("mlflow_backend_store_uri", "prefect_database_url"):
+        if getattr(servers, setting):
+            check_database_answers(getattr(servers, setting), f"servers.{setting}")
+    # On PostgreSQL the server keeps the runs and only its artifacts live here: nothing to prepare in the SQLite store.
+    store_dir = ARTIFACT_STORE if servers.mlflow_backend_store_uri else embedded_store_dir(config)
     logs = PREFECT_HOME.resolve()
     started: list[ManagedServer] = []
     with _signals_stop() as signals:
         try:
             # Prefect first, as it takes longest: it starts while MLflow does.
             with signals.deferred():
-                prefect = prefect_server(PREFECT_HOME, host, prefect_port, credentials)
+                prefect = prefect_server(PREFECT_HOME, host, prefect_port, credentials, servers.prefect_database_url)
                 started.append(prefect)
             with signals.deferred():  # start_mlflow_server returns its process only once it answers
-                mlflow = start_mlflow_server(store_dir, host, mlflow_port, credentials)
+                mlflow = start_mlflow_server(store_dir, host, mlflow_port, credentials, servers.mlflow_backend_store_uri)
                 started.append(mlflow)
             prefect.wait_healthy(timeout=300)
             api_url = f"{prefect.url}/api"
-            since = datetime.now(UTC)
-            with signals.deferred():
-                auth = {"PREFECT_API_AUTH_STRING": credentials.prefect_auth} if credentials else {}
-                served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log", auth)
-                started.append(served)
-            wait_until_served(api_url, served, since, credentials.prefect_auth if credentials else None)
-            print(f"MLflow UI   {mlflow.url}/#/experiments?{TRAINING_VIEW}\nPrefect UI  {prefect.url}   (deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE})")
+            auth = credentials.prefect_auth if credentials else None
+            if servers.work_pool:  # the team's workers run the flows, wherever they are
+                deploy_deployments(config, api_url, auth)
+                where = f"on work pool {servers.work_pool}: start workers with `reviewflow worker`"
+            else:
+                since = datetime.now(UTC)
+                with signals.deferred():
+                    served = serve_in_child(config, api_url, mlflow.url, logs / "serve.log", {"PREFECT_API_AUTH_STRING": auth} if auth else {})
+                    started.append(served)
+                wait_until_served(api_url, served, since, auth)
+                where = "served here"
+            print(f"MLflow UI   {mlflow.url}/#/experiments?{TRAINING_VIEW}\nPrefect UI  {prefect.url}   "
+                  f"(deployments {TRAIN}/{TRAIN} and {SCORE}/{SCORE}, {where})")
             print(f"logs in {store_dir.resolve() / 'server.log'} and {logs}; Ctrl-C stops everything", flush=True)
             crashed = _wait_for_exit(started)
             raise ReviewflowError(f"{crashed.name} exited with code {crashed.process.returncode} (log: {crashed.log_path})")

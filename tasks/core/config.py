@@ -27,7 +27,7 @@ from pydantic import (
 
 from models.architectures import ARCHITECTURES, NOTEBOOK_SEQ_LEN, RECURRENT, SCORING_MODELS
 from models.baseline import BaselineSettings
-from tasks.core.errors import ReviewflowError
+from tasks.core.errors import ReviewflowError, redacted
 from tasks.core.provenance import PROJECT_ROOT
 
 OFFICIAL_DATASET_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -341,11 +341,39 @@ class RegistryConfig(Section):
 
 
 class ServersConfig(Section):
-    """Where `reviewflow up` starts the local MLflow and Prefect servers."""
+    """Where `reviewflow up` starts the MLflow and Prefect servers, on which stores, and who runs the flows."""
 
     host: str = "127.0.0.1"
     mlflow_port: int = Field(5000, ge=1, le=65535)
     prefect_port: int = Field(4200, ge=1, le=65535)
+    mlflow_backend_store_uri: str = Field(
+        "", description="a postgresql://user@host:port/db URL for MLflow's runs and registry; empty: the embedded SQLite "
+        "store (mlflow.yaml). The password comes from PGPASSWORD or ~/.pgpass, never from here",
+    )
+    prefect_database_url: str = Field(
+        "", description="a postgresql://user@host:port/db URL for the Prefect server's database; empty: SQLite in "
+        "data/prefect. The password comes from PGPASSWORD or ~/.pgpass",
+    )
+    work_pool: str = Field(
+        "", description="a Prefect work pool (type process): `reviewflow up` and `reviewflow deploy` put the deployments "
+        "on it and `reviewflow worker` runs them, on any machine; empty: `reviewflow up` serves them itself",
+    )
+    heartbeat_s: int = Field(
+        30, ge=30, description="how often a flow run started by a worker reports that it is alive; one silent for four "
+        "heartbeats (its worker or machine gone) is marked Crashed",
+    )
+
+    @field_validator("mlflow_backend_store_uri", "prefect_database_url")
+    @classmethod
+    def _postgresql_without_password(cls, url: str) -> str:
+        if not url:
+            return url
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise ValueError("expected a postgresql://user@host:port/database URL, or empty for SQLite")
+        if ":" in rest.partition("@")[0] and "@" in rest:
+            raise ValueError("the URL holds a password: put it in PGPASSWORD or ~/.pgpass, where no run, log or form shows it")
+        return url
 
 
 class TrackingConfig(Section):
@@ -438,7 +466,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "config"
         given = err.get("input")
-        shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+        shown = f" (got {redacted(given) if isinstance(given, str) else given!r})" if isinstance(given, (str, int, float, bool)) else ""
         parts.append(f"bad value for {key}: {err['msg']}{shown}")
     return "; ".join(parts)
 

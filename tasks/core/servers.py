@@ -109,15 +109,18 @@ def server_credentials(env: Mapping[str, str] = os.environ) -> Credentials | Non
     return Credentials(user, password, prefect)
 
 
-def start_mlflow_server(store_dir: Path, host: str, port: int, credentials: Credentials | None = None) -> ManagedServer:
-    """`mlflow server` on a SQLite store and served artifacts in `store_dir` (the embedded store's folder); with
-    `credentials`, MLflow's basic-auth app, its admin the given user (made on the first start of its user store)."""
+def start_mlflow_server(
+    store_dir: Path, host: str, port: int, credentials: Credentials | None = None, backend_store_uri: str = ""
+) -> ManagedServer:
+    """`mlflow server` serving the artifacts in `store_dir`, its runs and registry in `backend_store_uri` (PostgreSQL)
+    or, by default, in the SQLite store there (the embedded store's folder); with `credentials`, MLflow's basic-auth
+    app, its admin the given user (made on the first start of its user store)."""
     check_port_free(host, port, "the MLflow server")
     store_dir = store_dir.resolve()
     (store_dir / "artifacts").mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{store_dir / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{store_dir / 'mlflow.db'}",
         "--artifacts-destination", str(store_dir / "artifacts"),
         "--host", host, "--port", str(port), "--workers", "1",
     ]
@@ -145,15 +148,16 @@ def _auth_config(store_dir: Path) -> Path:
     return path
 
 
-def prefect_server(home: Path, host: str, port: int, credentials: Credentials | None = None) -> ManagedServer:
-    """`prefect server start` on its own SQLite database in `home` (started, not yet answering)."""
+def prefect_server(home: Path, host: str, port: int, credentials: Credentials | None = None, database_url: str = "") -> ManagedServer:
+    """`prefect server start` on `database_url` (PostgreSQL) or its own SQLite database in `home` (started, not yet answering)."""
     check_port_free(host, port, "the Prefect server")
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
     env = {
         "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        # Prefect's server talks to PostgreSQL through asyncpg, which reads PGPASSWORD and ~/.pgpass as libpq does.
+        "PREFECT_API_DATABASE_CONNECTION_URL": with_driver(database_url, "asyncpg") if database_url else f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         # The UI asks the API at PREFECT_UI_API_URL, which otherwise comes from PREFECT_API_URL
         # or PREFECT_SERVER_API_HOST/PORT, not from --host/--port.
         "PREFECT_API_URL": f"{url}/api",
@@ -166,6 +170,25 @@ def prefect_server(home: Path, host: str, port: int, credentials: Credentials | 
         env |= {"PREFECT_SERVER_API_AUTH_STRING": credentials.prefect_auth, "PREFECT_API_AUTH_STRING": credentials.prefect_auth}
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     return ManagedServer("Prefect server", command, url, "/api/health", home / "server.log", env=env)
+
+
+def with_driver(url: str, driver: str = "") -> str:
+    """A `postgres[ql][+driver]://` URL as `postgresql+<driver>://` (plain `postgresql://` for libpq)."""
+    rest = url.partition("://")[2]
+    return f"postgresql{'+' + driver if driver else ''}://{rest}"
+
+
+def check_database_answers(url: str, setting: str, timeout: float = 10) -> None:
+    """One line naming the setting, before any server starts, when the PostgreSQL database cannot be reached or refuses us."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ReviewflowError(f"{setting} is a PostgreSQL URL, but its driver is not installed: pip install 'reviewflow[team]'") from None
+    try:
+        psycopg.connect(with_driver(url), connect_timeout=int(timeout)).close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ReviewflowError(f"{setting}: cannot connect to {url} ({reason})") from None
 
 
 def start_prefect_server(home: Path, host: str, port: int, timeout: float = 300) -> ManagedServer:

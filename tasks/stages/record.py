@@ -27,11 +27,18 @@ from tasks.tracking.runs import (
 log = logging.getLogger("reviewflow")
 
 
+FLOW_RUN_TAG = "reviewflow.prefect_flow_run_id"
+
+
 def open_training_run(config: Config, run_name: str) -> Tracking:
     """Reach MLflow and start the flow run's parent run, with the whole config as params."""
     tracking = connect(tracking_settings(config.tracking))
     params = flatten(config.model_dump(mode="json"))
-    parent = start_parent_run(tracking, run_name, params, {"profile": config.profile})
+    from prefect.runtime import flow_run
+
+    # Which Prefect flow run this is (from a deployment, on which worker): the two UIs' records joined.
+    tags = {"profile": config.profile, **({FLOW_RUN_TAG: flow_run.id} if flow_run.id else {})}
+    parent = start_parent_run(tracking, run_name, params, tags)
     return tracking.model_copy(update={"parent_run_id": parent})
 
 

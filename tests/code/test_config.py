@@ -117,3 +117,33 @@ def test_score_refuses_bad_drift_and_shadow_options_in_one_line(workdir, capsys,
     assert main(["score", "r.csv", "--output", "out", *options]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"reviewflow: error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("servers.mlflow_backend_store_uri=mysql://db/mlflow", "bad value for servers.mlflow_backend_store_uri: Value error, expected a postgresql://"),
+        ("servers.prefect_database_url=sqlite:///x.db", "bad value for servers.prefect_database_url: Value error, expected a postgresql://"),
+        ("servers.heartbeat_s=5", "bad value for servers.heartbeat_s"),
+    ],
+)
+def test_bad_team_settings_give_one_line(override, message):
+    with pytest.raises(ReviewflowError) as caught:
+        load_config("default", [override])
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_database_url_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(ReviewflowError) as caught:
+        load_config("default", ["servers.mlflow_backend_store_uri=postgresql://team:s3cret@db:5432/mlflow"])
+    assert "put it in PGPASSWORD" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_postgresql_urls_are_accepted_with_or_without_a_driver():
+    config = load_config("default", ["servers.mlflow_backend_store_uri=postgresql://team@db/mlflow",
+                                     "servers.prefect_database_url=postgresql+asyncpg://team@db:5433/prefect"])
+    assert config.servers.mlflow_backend_store_uri == "postgresql://team@db/mlflow"
+    from tasks.core.servers import with_driver
+
+    assert with_driver(config.servers.prefect_database_url, "asyncpg") == "postgresql+asyncpg://team@db:5433/prefect"
+    assert with_driver("postgres://team@db/mlflow") == "postgresql://team@db/mlflow"
