@@ -144,11 +144,24 @@ def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedF
         while not future.wrapped_future.done():
             future.wait(timeout=0.5)  # short waits: a signal is handled only between them
         future.wait()  # at once now; it keeps the final state, which `state` would re-read from the API
-        if not future.state.is_completed():
-            error = future.state.result(raise_on_failure=False)
+        state = future.state
+        if not state.is_completed():
+            error = state.result(raise_on_failure=False) if state.is_final() else lost(future)
             reason = str(error) if isinstance(error, ReviewflowError) else one_line(error, 300)
             return Failure(name=name, reason=reason.removeprefix(f"{name}: "))
     return evaluated.result()
+
+
+def lost(future: PrefectWrappedFuture) -> BaseException:
+    """Why a task whose run never ended is done: the process it ran in died with its machine (a lost Dask
+    worker), so nothing told Prefect. Its task run is marked Crashed, rather than Running for ever."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    error = future.wrapped_future.exception() or RuntimeError("its process ended without a result")
+    with get_client(sync_client=True) as client:
+        client.set_task_run_state(future.task_run_id, Crashed(message=one_line(error, 300)), force=True)
+    return error
 
 
 def task_runner(config: Config, workers: int, trainings: int) -> TaskRunner:

@@ -1,7 +1,8 @@
-"""Run for a team: `reviewflow up` on PostgreSQL with the deployments on a work pool, and two `reviewflow worker`s.
+"""Run for a team: `reviewflow up` on PostgreSQL with the deployments on a work pool, two `reviewflow worker`s,
+and a Dask cluster (a scheduler and two workers) for the trainings.
 
-One real PostgreSQL (a temporary data folder, password authentication) holds both servers' databases. The
-workers are separate process groups, as on separate machines; killing one's group is a machine lost mid-run.
+One real PostgreSQL (a temporary data folder, password authentication) holds both servers' databases. Workers
+are separate process groups, as on separate machines; killing one's whole process tree is a machine lost mid-run.
 """
 
 from __future__ import annotations
@@ -250,3 +251,85 @@ def test_two_trainings_and_a_scoring_at_once_lose_no_record(team, rerun):
     holders = [n for n in versions if "champion" in mlflow.get_model_version("reviewflow-rnn", n).aliases]
     assert holders == [mlflow.get_model_version_by_alias("reviewflow-rnn", "champion").version]  # one champion
     assert (team.workdir / "data" / "outbox" / "both.csv.manifest.json").is_file()
+
+
+# --- trainings on a Dask cluster of separate processes -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(team):
+    """`dask scheduler` and two `dask worker`s, each a process tree of its own; a lost worker fails its tasks at once
+    (allowed-failures 0) rather than Dask running a lost training again elsewhere."""
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**team.env, "MLFLOW_TRACKING_URI": team.mlflow_url, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    dask = str(Path(sys.executable).parent / "dask")
+    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+                                  stdout=open(team.workdir / "dask-scheduler.log", "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
+                                  cwd=team.workdir, start_new_session=True)]
+    for name in ("dask-a", "dask-b"):
+        processes.append(subprocess.Popen(
+            [dask, "worker", address, "--name", name, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+            stdout=open(team.workdir / f"{name}.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=team.workdir,  # noqa: SIM115
+            start_new_session=True,
+        ))
+    try:
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=300)
+            yield address, client, dict(zip(("dask-a", "dask-b"), processes[1:]))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def _on_dask(address: str, seed: int) -> dict:
+    return {**SETTINGS, "train": {"architectures": ["rnn", "birnn"], "seed": seed, "task_runner": "dask", "dask_address": address}}
+
+
+@pytest.fixture(scope="module")
+def lost_dask_worker(team, dask_cluster, rerun):
+    """A training on the cluster; one Dask worker's process tree killed while both trainings run; then the rerun."""
+    address, client, workers = dask_cluster
+    mlflow = MlflowClient(team.mlflow_url, team.mlflow_url)
+    flow_run = _start_training(team, _on_dask(address, 11))
+
+    def training_on_each_worker():
+        processing = client.processing()
+        return len([w for w, keys in processing.items() if any(str(k).startswith("train_in_own_process") for k in keys)]) == 2 and processing
+
+    processing = _wait(training_on_each_worker, 1200, "a training on each Dask worker")
+    info = client.scheduler_info()["workers"]
+    victim = next(info[w]["name"] for w in processing)
+    _kill_tree(workers[victim])
+    failed = _final(team, flow_run.id, 1200, "the training that lost a Dask worker")
+    first = {r.info.run_name: r for r in _children(mlflow, flow_run.id)}
+    again = _final(team, _start_training(team, _on_dask(address, 11)).id, 1800, "the rerun on the remaining Dask worker")
+    return victim, failed, first, again, {r.info.run_name: r for r in _children(mlflow, again.id)}
+
+
+def test_a_lost_dask_worker_fails_its_training_alone_and_named(lost_dask_worker):
+    victim, failed, first, _, _ = lost_dask_worker
+    assert failed.state.is_failed(), failed.state
+    message = failed.state.message or ""
+    (lost,) = [name for name in ("rnn-100", "birnn-100") if f"{name} failed" in message]
+    (kept,) = {"rnn-100", "birnn-100"} - {lost}
+    assert f"(trained and registered: {kept})" in message, message
+    assert first[kept].info.status == "FINISHED" and first[lost].info.status != "FINISHED"
+    print(f"lost {victim}: {message}")
+
+
+def test_the_rerun_on_the_cluster_trains_only_the_lost_model(lost_dask_worker, dask_cluster):
+    _, failed, first, again, children = lost_dask_worker
+    assert again.state.is_completed(), f"{again.state_name}: {again.state.message}"
+    kept = next(name for name in ("rnn-100", "birnn-100") if f"{name} failed" not in (failed.state.message or ""))
+    lost = ({"rnn-100", "birnn-100"} - {kept}).pop()
+    assert children[kept].data.tags.get("reviewflow.reused_from_run") == first[kept].info.run_id
+    assert "reviewflow.reused_from_run" not in children[lost].data.tags and children[lost].info.status == "FINISHED"
+    assert children["ensemble-stacked"].info.status == "FINISHED"
+    # The trainings ran on the cluster's workers (the command's host ran none of them).
+    _, client, _ = dask_cluster
+    done = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k, _, finish, *_ in dask_scheduler.transition_log if finish == "memory"])
+    assert any(k.startswith("train_in_own_process") for k in done)
