@@ -9,6 +9,7 @@ always run.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -156,10 +157,12 @@ def lost(future: PrefectWrappedFuture) -> BaseException:
     """Why a task whose run never ended is done: the process it ran in died with its machine (a lost Dask
     worker), so nothing told Prefect. Its task run is marked Crashed, rather than Running for ever."""
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.states import Crashed
 
     error = future.wrapped_future.exception() or RuntimeError("its process ended without a result")
-    with get_client(sync_client=True) as client:
+    # A task lost before it started has no task run on the server yet (Prefect records them from events).
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound, PrefectHTTPStatusError):
         client.set_task_run_state(future.task_run_id, Crashed(message=one_line(error, 300)), force=True)
     return error
 

@@ -290,7 +290,7 @@ def _on_dask(address: str, seed: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lost_dask_worker(team, dask_cluster, rerun):
+def lost_dask_worker(team, dask_cluster):
     """A training on the cluster; one Dask worker's process tree killed while both trainings run; then the rerun."""
     address, client, workers = dask_cluster
     mlflow = MlflowClient(team.mlflow_url, team.mlflow_url)
