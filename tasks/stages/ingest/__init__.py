@@ -135,10 +135,10 @@ def _build_full_table(local: Path, kind: Kind, digest: str, data: DataConfig, ca
     else:
         frame, generated_split = tables.read_labeled_table(local, kind, data.test_fraction)
     path = cache.full_table_path(cache_dir, digest, generated_split, data.test_fraction)
-    if unlabeled_frame is not None:
-        # Written first, even empty: a full table beside it says both were read.
-        cache.write_table(unlabeled_frame, cache.unlabeled_table_path(cache_dir, digest))
     cache.write_table(_finish(frame), path)
+    if unlabeled_frame is not None:
+        # Written even empty: a full table of an archive or folder without it is read again (ingest_reviews).
+        cache.write_table(unlabeled_frame, cache.unlabeled_table_path(cache_dir, digest))
     log.info("read %s reviews from %s in %.1f s into %s", f"{len(frame):,}", local, time.perf_counter() - started, path)
     return path
 
