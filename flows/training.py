@@ -1,7 +1,8 @@
-"""The training flow: ingest -> validate -> prepare -> train x5 in parallel (four recurrent models and
-the TF-IDF baseline) -> evaluate -> register -> ensemble (fitted on validation, evaluated, registered) -> report.
+"""The training flow: ingest -> validate -> prepare -> pretrain (word vectors) beside the TF-IDF baseline ->
+train the four recurrent models in parallel -> evaluate -> register -> ensemble (fitted on validation,
+evaluated, registered) -> report.
 
-Ingest, validate, prepare, train and evaluate reuse the results of earlier runs with the same
+Ingest, validate, prepare, pretrain, train and evaluate reuse the results of earlier runs with the same
 data, settings and code (tasks/caching.py); `config.reuse=false` (`reviewflow train --fresh`)
 computes everything again. Opening and closing the MLflow run, registering and publishing
 always run.
@@ -21,24 +22,26 @@ from tasks.core.caching import for_run
 from tasks.core.config import Config, Profile
 from tasks.core.errors import ReviewflowError, interrupted, one_line
 from tasks.core.processes import available_cores, process_slots, start_process_server, stop_running, threads_per_training
-from tasks.core.records import Evaluation, Failure, PreparedData, TrainingJob
+from tasks.core.records import Evaluation, Failure, PreparedData, TrainingJob, UnlabeledReviews
 from tasks.stages.baseline import train_baseline_task
 from tasks.stages.compare import publish_comparison_task
 from tasks.stages.ensemble import fit_ensemble_task, register_ensemble_task
 from tasks.stages.evaluate import evaluate_task
 from tasks.stages.ingest import ingest_task
 from tasks.stages.prepare import prepare_task
+from tasks.stages.pretrain import pretrain_task
 from tasks.stages.record import (
     close_training_run,
     close_training_run_task,
     open_training_run_task,
     record_data_task,
     record_reuse_task,
+    record_vectors_reuse_task,
     record_vocabulary_task,
 )
 from tasks.stages.register import register_task
 from tasks.stages.seeds import best_seeds
-from tasks.stages.train import train_task, training_jobs
+from tasks.stages.train import starts_from_vectors, train_task, training_jobs
 from tasks.stages.validate import validate_task
 from tasks.tracking import Tracking
 
@@ -64,7 +67,7 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         table = for_run(ingest_task, config)(config.data)
         report_dir = run_dir / "validation"
         try:
-            report = for_run(validate_task, config)(table.path, config.validation, report_dir)
+            report = for_run(validate_task, config)(table.path, config.validation, report_dir, table.unlabeled)
             report_dir = report.result_path.parent  # a reused validation's report is in an earlier run's folder
         finally:
             record_data_task(tracking, table, report_dir)
@@ -77,8 +80,8 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         record_vocabulary_task(tracking, prepared)
         jobs = training_jobs(config, prepared)
         workers = config.train.max_workers or min(len(config.train.architectures), available_cores())
-        runner = task_runner(config, workers, len(jobs))
-        outcomes = train_models.with_options(task_runner=runner)(jobs, config, prepared, tracking, workers, run_dir / "models")
+        runner = task_runner(config, workers, len(jobs) + 1)  # the pretraining too
+        outcomes = train_models.with_options(task_runner=runner)(jobs, config, prepared, table.unlabeled, tracking, workers, run_dir)
         # A model that failed does not stop the others: they are registered and compared.
         evaluations = [record_reuse_task(e, tracking) for e in outcomes if isinstance(e, Evaluation)]
         chosen = best_seeds(evaluations)  # one per architecture, picked on validation
@@ -102,29 +105,40 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
 
 @flow(name="train-models")
 def train_models(
-    jobs: list[TrainingJob], config: Config, prepared: PreparedData, tracking: Tracking, workers: int, models_dir: Path
+    jobs: list[TrainingJob], config: Config, prepared: PreparedData, unlabeled: UnlabeledReviews | None, tracking: Tracking,
+    workers: int, run_dir: Path,
 ) -> list[Evaluation | Failure]:
-    """Each training job (each architecture and seed; the baseline once) trains and is evaluated as its own task, concurrently
-    on the task runner; models trained and evaluated by an earlier run with the same key are reused (state Cached).
+    """The word vectors are learned (once, if any training starts from them) beside the baseline; each training job (each
+    architecture and seed; the baseline once) trains and is evaluated as its own task, concurrently on the task runner;
+    work done by an earlier run with the same key is reused (state Cached).
 
     With the process runner, every task has a thread, and `workers` slots decide which run: a task waiting
-    for its input holds none, and the costliest waiting work starts first (tasks.core.processes.Slots).
+    for its input (a training waiting for the vectors) holds none, and the costliest waiting work starts first
+    (tasks.core.processes.Slots).
     """
-    with process_slots(workers, expected=len(jobs)):  # the trainings ask first; no need to wait for more
-        return _train_and_evaluate(jobs, config, prepared, tracking, threads_per_training(workers), models_dir)
+    waiting = sum(starts_from_vectors(job) for job in jobs)
+    first = len(jobs) - waiting + (1 if waiting else 0)  # what asks for a slot at once: no need to wait for more
+    with process_slots(workers, expected=first):
+        return _train_and_evaluate(jobs, config, prepared, unlabeled, tracking, threads_per_training(workers), run_dir)
 
 
 def _train_and_evaluate(
-    jobs: list[TrainingJob], config: Config, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path
+    jobs: list[TrainingJob], config: Config, prepared: PreparedData, unlabeled: UnlabeledReviews | None, tracking: Tracking,
+    threads: int, run_dir: Path,
 ) -> list[Evaluation | Failure]:
-    train, train_baseline, evaluate = (for_run(t, config) for t in (train_task, train_baseline_task, evaluate_task))
-    submitted = {}
+    train, train_baseline, evaluate, pretrain = (for_run(t, config) for t in (train_task, train_baseline_task, evaluate_task, pretrain_task))
+    models_dir = run_dir / "models"
+    vectors, pretraining, submitted = None, [], {}
+    if any(starts_from_vectors(job) for job in jobs):
+        learned = pretrain.submit(prepared, unlabeled, config.pretrain, config.train.embedding_dim, tracking, threads, run_dir / "pretrain")
+        vectors = record_vectors_reuse_task.submit(learned, tracking)
+        pretraining = [learned, vectors]
     # Costliest first: the first trainings take the free slots before any queue forms.
     for job in sorted(jobs, key=lambda j: j.cost, reverse=True):
         if job.architecture == BASELINE:
             trained = train_baseline.submit(prepared, config.baseline, tracking, models_dir)
         else:
-            trained = train.submit(job, prepared, tracking, threads, models_dir)
+            trained = train.submit(job, prepared, vectors if starts_from_vectors(job) else None, tracking, threads, models_dir)
         submitted[job.name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
     try:
         # In the jobs' order (the configured order of architectures: the comparison's rows), whatever order they started in.
@@ -132,7 +146,7 @@ def _train_and_evaluate(
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM, a cancelled run): nothing more starts and the trainings
         # stop now, rather than the task runner waiting for each to finish its model.
-        for future in (f for pair in submitted.values() for f in pair):
+        for future in [*pretraining, *(f for pair in submitted.values() for f in pair)]:
             future.wrapped_future.cancel()
         stop_running()
         raise
