@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 from prefect.futures import PrefectWrappedFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from models.architectures import BASELINE, RECURRENT
+from models.architectures import BASELINE, RECURRENT, pretrain_run_name
 from tasks.core.caching import for_run
 from tasks.core.config import Config, Profile
 from tasks.core.errors import ReviewflowError, interrupted, one_line
@@ -90,7 +91,8 @@ def train(config: Config | None = None, profile: Profile | None = None) -> list[
         if ensemble is not None:
             registrations.append(register_ensemble_task(ensemble, registrations, prepared, table, config.registry, tracking))
             chosen.append(ensemble)
-        rows = publish_comparison_task(chosen, registrations, tracking, evaluations)
+        # Nothing to compare when every model failed: the failures are the whole story.
+        rows = publish_comparison_task(chosen, registrations, tracking, evaluations) if evaluations else []
         failures = [f for f in outcomes if isinstance(f, Failure)]
         if failures:
             done = ", ".join(e.trained.name for e in evaluations) or "none"
@@ -142,7 +144,9 @@ def _train_and_evaluate(
         submitted[job.name] = (trained, evaluate.submit(trained, prepared, tracking, threads, config.evaluation))
     try:
         # In the jobs' order (the configured order of architectures: the comparison's rows), whatever order they started in.
-        return [outcome(job.name, *submitted[job.name]) for job in jobs]
+        outcomes = [outcome(job.name, *submitted[job.name]) for job in jobs]
+        learned = outcome(pretrain_run_name(config.pretrain.method), *pretraining) if pretraining else None
+        return [learned, *outcomes] if isinstance(learned, Failure) else outcomes
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM, a cancelled run): nothing more starts and the trainings
         # stop now, rather than the task runner waiting for each to finish its model.
@@ -152,17 +156,20 @@ def _train_and_evaluate(
         raise
 
 
-def outcome(name: str, trained: PrefectWrappedFuture, evaluated: PrefectWrappedFuture) -> Evaluation | Failure:
-    """The model's evaluation, or why it failed (its training's error first: then it was never evaluated)."""
-    for future in (trained, evaluated):
+def outcome(name: str, *futures: PrefectWrappedFuture) -> Any:
+    """The last future's result (a model's evaluation after its training), or why it failed (the first failure: what
+    came after it never ran)."""
+    for future in futures:
         while not future.wrapped_future.done():
             future.wait(timeout=0.5)  # short waits: a signal is handled only between them
         future.wait()  # at once now; it keeps the final state, which `state` would re-read from the API
+        if future.state.is_pending():  # Prefect's NotReady: a task it waited for (the word vectors) failed
+            return Failure(name=name, reason="not trained: the word vectors it starts from were not learned")
         if not future.state.is_completed():
             error = future.state.result(raise_on_failure=False)
             reason = str(error) if isinstance(error, ReviewflowError) else one_line(error, 300)
             return Failure(name=name, reason=reason.removeprefix(f"{name}: "))
-    return evaluated.result()
+    return futures[-1].result()
 
 
 def task_runner(config: Config, workers: int, trainings: int) -> TaskRunner:

@@ -24,6 +24,7 @@ from models.text import Vocabulary, tokenize
 from models.word_vectors import embedding_matrix, learn_word_vectors, nearest_words, save_vectors
 from tasks.core.caching import cache_key, file_digest, reused, section, store_identity
 from tasks.core.config import PretrainConfig
+from tasks.core.errors import ReviewflowError, one_line
 from tasks.core.markdown import markdown_table
 from tasks.core.processes import in_own_process
 from tasks.core.records import PreparedData, UnlabeledReviews, WordVectors
@@ -60,9 +61,13 @@ def pretrain_vectors(
     try:
         log.info("%s: learning %d-wide vectors from %d reviews (%s tokens), %d threads", name, dimensions, len(sentences), f"{tokens:,}", threads)
         started = time.perf_counter()
-        vectors = learn_word_vectors(
-            sentences, settings.method, dimensions, settings.window, settings.epochs, settings.min_count, settings.seed, threads
-        )
+        try:
+            vectors = learn_word_vectors(
+                sentences, settings.method, dimensions, settings.window, settings.epochs, settings.min_count, settings.seed, threads
+            )
+        except RuntimeError as exc:  # gensim's refusal of a corpus with no word to learn
+            raise ReviewflowError(f"{name}: no word vectors learned ({one_line(exc)}): is pretrain.min_count ({settings.min_count}) "
+                                  "above every word's count?") from None
         seconds = time.perf_counter() - started
         words = Vocabulary.load(prepared.vocabulary_path).words
         matrix, coverage = embedding_matrix(words, vectors, settings.seed)
