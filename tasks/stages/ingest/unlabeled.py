@@ -48,7 +48,8 @@ def kept_reviews(unlabeled_path: Path, labeled_path: Path, limit: int | None, so
         picked = np.random.default_rng(splits.SEED).choice(len(kept), size=limit, replace=False)
         kept = kept.iloc[np.sort(picked)]
     path = unlabeled_path.with_name(f"{unlabeled_path.stem}-without-{labeled_path.stem}{f'-n{limit}' if limit else ''}.parquet")
-    cache.write_table(kept.reset_index(drop=True), path)
+    if not path.is_file():  # its name says what it holds: written once, so its digest (pretraining's key) stays
+        cache.write_table(kept.reset_index(drop=True), path)
     dropped = int(equal.sum())
     log.info("kept %s unlabeled reviews from %s (%d left out: equal to a labeled review's text)", f"{len(kept):,}", source, dropped)
     return UnlabeledReviews(path=path, source=source, rows=len(kept), dropped=dropped)
