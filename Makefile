@@ -4,10 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA := ../shared/data/aclImdb_v1_labeled.tar.gz
-# On a machine with the shared copy of the dataset, use it instead of downloading.
+SHARED_UNLABELED := ../shared/data/aclImdb_v1_unsup.tar.gz
+# On a machine with the shared copy of the dataset, use it instead of downloading; its unlabeled
+# reviews (the labeled copy has no train/unsup/) are the pretraining's data.unlabeled_source.
 ifeq ($(REVIEWFLOW_DATA),)
 ifneq ($(wildcard $(SHARED_DATA)),)
 export REVIEWFLOW_DATA := $(abspath $(SHARED_DATA))
+endif
+endif
+ifeq ($(REVIEWFLOW_UNLABELED),)
+ifneq ($(wildcard $(SHARED_UNLABELED)),)
+export REVIEWFLOW_UNLABELED := $(abspath $(SHARED_UNLABELED))
 endif
 endif
 export PREFECT_SERVER_EPHEMERAL_ENABLED ?= true

@@ -30,7 +30,7 @@ TRAIN = "train"  # deployment names; the full names are `train/train` and `score
 SCORE = "score"
 NO_API = "reviewflow serve needs PREFECT_API_URL (a Prefect server), or use `reviewflow up`"
 # The sections that change what a training run does (the scoring section does not).
-TRAINING_SECTIONS = ("output_dir", "reuse", "data", "validation", "prepare", "train", "baseline", "ensemble", "evaluation", "tracking")
+TRAINING_SECTIONS = ("output_dir", "reuse", "data", "validation", "prepare", "train", "pretrain", "baseline", "ensemble", "evaluation", "tracking")
 
 
 def serve_deployments(config: Config) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
 # The architectures and the sequence length the notebook trains each at: the names that
 # config, CLI, MLflow and the registry use all come from here.
@@ -24,6 +25,7 @@ ENSEMBLE = "ensemble"  # the trained models' probabilities, combined by weights 
 ARCHITECTURES = (*RECURRENT, BASELINE)
 # The models a scoring run can use: every trained family, and the ensemble of them.
 SCORING_MODELS = (*ARCHITECTURES, ENSEMBLE)
+PRETRAIN = "pretrain"  # the word vectors the recurrent models' embeddings start from: child run `pretrain-<method>`
 # The second half of a run's name where a family has no length (`baseline-tfidf`).
 VARIANT = {BASELINE: "tfidf", ENSEMBLE: "stacked"}
 # Test accuracy the notebook reached (the bilstm never finished there).
@@ -35,6 +37,11 @@ def run_name(architecture: str, seq_len: int | None = None, seed: int | None = N
     with a seed (one of several in a run), `bilstm-2494-seed43`."""
     name = f"{architecture}-{seq_len}" if architecture in NOTEBOOK_SEQ_LEN else f"{architecture}-{VARIANT[architecture]}"
     return name if seed is None else f"{name}-seed{seed}"
+
+
+def pretrain_run_name(method: str) -> str:
+    """`pretrain-word2vec`: the pretrain stage's child run."""
+    return f"{PRETRAIN}-{method}"
 
 
 # Each architecture's recurrent layers, first to last: the cell, and per layer (bidirectional, return_sequences).
@@ -71,12 +78,15 @@ def build_model(
     spatial_dropout: float = 0.0,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
+    embedding_matrix: np.ndarray | None = None,
 ) -> keras.Model:
     """An uncompiled classifier whose output is the probability that a review is positive.
 
     The dropouts are training practice, not architecture: at prediction they do nothing, and
     the layers and their sizes stay the notebook's. The recurrent layers read each row up to its
     last real token (models/recurrent.py), which is what masking the padding gives, cheaper.
+    With `embedding_matrix` (vocab_size x embedding_dim, e.g. models.word_vectors.embedding_matrix)
+    the embedding starts from it, and is then trained as the other weights.
     """
     # Imported here: reading the names above must not cost TensorFlow's four-second import.
     import keras
@@ -97,7 +107,12 @@ def build_model(
     lengths = TokenCounts(name="lengths")(tokens)
     for layer in middle:
         x = layer([x, lengths])
-    return classifier_head(tokens, x, architecture)
+    model = classifier_head(tokens, x, architecture)
+    if embedding_matrix is not None:
+        # Set after the random initialisation, not instead of it: the same seed then draws the same
+        # recurrent and dense weights with either start, so comparing the two measures the vectors alone.
+        model.get_layer("embedding").set_weights([embedding_matrix])
+    return model
 
 
 def classifier_head(tokens: keras.KerasTensor, x: keras.KerasTensor, architecture: str) -> keras.Model:

@@ -13,6 +13,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 IMDB_ARCHIVE = Path(
     os.environ.get("REVIEWFLOW_TEST_ARCHIVE", REPO_ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz")
 )
+# The unlabeled reviews (pretraining's data.unlabeled_source); trainings use them when the file is there.
+IMDB_UNLABELED = Path(
+    os.environ.get("REVIEWFLOW_TEST_UNLABELED", REPO_ROOT.parent / "shared" / "data" / "aclImdb_v1_unsup.tar.gz")
+)
+
+
+def unlabeled_env() -> dict[str, str]:
+    """REVIEWFLOW_UNLABELED for a training, when the shared unlabeled reviews are there."""
+    return {"REVIEWFLOW_UNLABELED": str(IMDB_UNLABELED)} if IMDB_UNLABELED.is_file() else {}
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +32,19 @@ def imdb_archive() -> Path:
     return IMDB_ARCHIVE
 
 
+@pytest.fixture(scope="session")
+def imdb_unlabeled() -> Path:
+    """The real unlabeled IMDB reviews (../shared/data, beside the labeled archive)."""
+    if not IMDB_UNLABELED.is_file():
+        pytest.fail(f"the unlabeled IMDB reviews are missing: {IMDB_UNLABELED} (set REVIEWFLOW_TEST_UNLABELED)")
+    return IMDB_UNLABELED
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test inside an empty folder, so `data/` and the MLflow store are the test's own."""
     monkeypatch.chdir(tmp_path)
-    for name in ("REVIEWFLOW_DATA", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
+    for name in ("REVIEWFLOW_DATA", "REVIEWFLOW_UNLABELED", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -60,7 +77,10 @@ def smoke_training(tmp_path_factory, mlflow_server, imdb_archive, shared_cache):
     result = run_cli(
         ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", "--set", f"output_dir={workdir / 'runs'}"],
         # A new PREFECT_HOME, as on a newcomer's machine: the temporary server's first start migrates its database.
-        env={"MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")},
+        env={
+            "MLFLOW_TRACKING_URI": mlflow_server, "REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home"),
+            **unlabeled_env(),
+        },
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -134,7 +154,7 @@ def served_deployments(tmp_path_factory, prefect_server, stack_mlflow_server, im
     since = datetime.now(UTC)
     config = Config(data={"source": str(imdb_archive)})
     with contextlib.chdir(workdir):  # the serving folder: relative data/ paths are its own
-        served = serve_in_child(config, api_url, stack_mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive)})
+        served = serve_in_child(config, api_url, stack_mlflow_server, log_path, env={"REVIEWFLOW_DATA": str(imdb_archive), **unlabeled_env()})
     try:
         wait_until_served(api_url, served, since)
         with SyncPrefectClient(api_url) as client:

@@ -9,6 +9,9 @@ Each stage defines its own key beside its task (`ingest_key`, `train_key`, ...),
   its length, the train settings that change the model, and the tracking store (a reused
   model's child run names the run that trained it, so that run must be in the same store);
 - train the baseline: the same splits, the `baseline` section and the tracking store;
+- pretrain: the same splits, the kept unlabeled reviews' file, the `pretrain` section, the embedding
+  width and the tracking store (`WordVectors.fingerprint` without the store: a training started from
+  the vectors holds it in its key);
 - evaluate: the run that trained the model, the test data and the `evaluation` section.
 Every key also holds the code version: a digest of the `.py` files of `models/` and `tasks/`.
 
@@ -44,14 +47,14 @@ from tasks.core.config import (
     marked,
 )
 from tasks.core.provenance import PROJECT_ROOT
-from tasks.core.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport
+from tasks.core.records import Evaluation, PreparedData, ReviewTable, TrainedModel, ValidationReport, WordVectors
 
 log = logging.getLogger("reviewflow")
 
 PACKAGE_ROOT = PROJECT_ROOT
 CODE_PACKAGES = ("models", "tasks")
 RECORD_TYPES: dict[str, type[BaseModel]] = {
-    cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, TrainedModel, Evaluation)
+    cls.__name__: cls for cls in (ReviewTable, ValidationReport, PreparedData, WordVectors, TrainedModel, Evaluation)
 }
 RECORD_SERIALIZER = JSONSerializer(
     object_encoder="tasks.core.caching.encode_record", object_decoder="tasks.core.caching.decode_record"

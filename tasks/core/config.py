@@ -101,6 +101,14 @@ class DataConfig(Section):
     max_archive_bytes: int = Field(
         4 * 2**30, ge=1, description="refuse a tar archive that expands past this (a decompression-bomb guard)"
     )
+    unlabeled_source: Annotated[str | None, WHERE_OR_HOW] = Field(
+        default_factory=lambda: os.environ.get("REVIEWFLOW_UNLABELED") or None,
+        description="unlabeled reviews for pretraining when the source has no train/unsup/ of its own: "
+        "a .tar.gz or folder in the aclImdb layout, or a table with a text column; none: only the source's",
+    )
+    unlabeled_limit: int | None = Field(
+        None, ge=1, description="keep a seeded sample of this many unlabeled reviews; none keeps all"
+    )
 
 
 class ValidationConfig(Section):
@@ -141,7 +149,12 @@ class TrainConfig(Section):
         default_factory=lambda: dict(NOTEBOOK_SEQ_LEN),
         description="longest sequence fed to each architecture",
     )
-    embedding_dim: int = Field(64, ge=1)
+    embedding_dim: int = Field(64, ge=1, description="width of the embedding, and of the pretrained word vectors")
+    embedding_init: Literal["pretrained", "random"] = Field(
+        "pretrained",
+        description="start the embedding from the pretrain stage's word vectors (trained on as the other weights), "
+        "or from Keras's random initialiser",
+    )
     units: int = Field(64, ge=1)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -233,6 +246,16 @@ class TrainConfig(Section):
 
 # What `by_architecture` may not set: how and which trainings run, and the seed (each training has its own).
 NOT_BY_ARCHITECTURE = marked(TrainConfig, WHERE_OR_HOW, WHICH_TRAININGS) | {"seed", "by_architecture"}
+
+
+class PretrainConfig(Section):
+    """Word vectors (gensim) learned from the training split's text and the unlabeled reviews; their width is train.embedding_dim."""
+
+    method: Literal["word2vec", "fasttext"] = Field("word2vec", description="gensim's Word2Vec, or FastText (subword n-grams)")
+    window: int = Field(5, ge=1, description="words either side of a word that count as its context")
+    epochs: int = Field(5, ge=1, description="passes over the corpus")
+    min_count: int = Field(2, ge=1, description="learn vectors only for words seen this often")
+    seed: int = Field(42, description="seeds gensim's initial vectors and sampling, and the rows of words it does not cover")
 
 
 class BaselineConfig(Section):
@@ -399,6 +422,7 @@ class Config(Section):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -421,10 +445,11 @@ class Config(Section):
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     "smoke": {
-        "data": {"reviews_per_split": 2000},
+        "data": {"reviews_per_split": 2000, "unlabeled_limit": 2000},
         "validation": {"min_rows_per_split": 100},
         "prepare": {"vocab_size": 5000},
         "train": {"epochs": 1},
+        "pretrain": {"epochs": 1},
     },
 }
 

@@ -35,7 +35,7 @@ GATHER_S = 2.0
 # by a fork server; each process then starts as a fork of it, ready to work. Forked from that server, which
 # does nothing else, never from this process: this one runs Prefect's threads, and a fork copies the locks
 # they hold. A module that fails to import there is imported by the process that needs it.
-PRELOADED = ["tasks.stages.train", "tasks.stages.evaluate", "tasks.stages.baseline"]
+PRELOADED = ["tasks.stages.train", "tasks.stages.evaluate", "tasks.stages.baseline", "tasks.stages.pretrain"]
 _running: set[multiprocessing.process.BaseProcess] = set()
 
 

@@ -16,6 +16,15 @@ from models.batching import Sequences
 from tasks.core.config import TrainConfig
 
 
+class UnlabeledReviews(BaseModel):
+    """The unlabeled reviews kept for pretraining (a Parquet table of review_id and text), and where they came from."""
+
+    path: Path
+    source: str  # the dataset source (its train/unsup/) or data.unlabeled_source
+    rows: int
+    dropped: int  # left out because their text equals a labeled review's (a test review's would leak into pretraining)
+
+
 class ReviewTable(BaseModel):
     """Where the ingested table is and what it holds."""
 
@@ -24,6 +33,7 @@ class ReviewTable(BaseModel):
     digest: str
     rows: int
     rows_per_split: dict[str, int]
+    unlabeled: UnlabeledReviews | None = None  # none: neither the source nor data.unlabeled_source has any
 
 
 class ValidationReport(BaseModel):
@@ -31,6 +41,8 @@ class ValidationReport(BaseModel):
     result_path: Path  # the GX validation result as JSON
     docs_path: Path | None  # index.html of the Data Docs site
     failures: list[str]  # one short string per failed expectation, e.g. "train: expect_column_values_to_be_unique(review_id)"
+    unlabeled_rows: int = 0  # unlabeled reviews validated (those kept for pretraining)
+    unlabeled_dropped: int = 0  # unlabeled reviews left out at ingest: their text equals a labeled review's
 
 
 class PreparedData(BaseModel):
@@ -69,6 +81,17 @@ class PreparedData(BaseModel):
         texts = pd.read_parquet(self.table_path, columns=["text"])["text"]
         rows = np.load(self.folder / f"{split}-rows.npy")
         return texts.iloc[rows].tolist(), self.labels(split)
+
+
+class WordVectors(BaseModel):
+    """The pretrain stage's word vectors, as the embedding matrix they give the run's vocabulary."""
+
+    method: str  # word2vec or fasttext
+    run_id: str  # the `pretrain-<method>` child run
+    embedding_path: Path  # .npy, float32, one row per token id of the vocabulary (models.word_vectors.embedding_matrix)
+    fingerprint: str  # what they were learned from: the splits, the unlabeled reviews, the settings
+    coverage: float  # share of the vocabulary's words with a learned vector
+    seconds: float
 
 
 class TrainingJob(BaseModel):

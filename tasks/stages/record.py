@@ -1,4 +1,4 @@
-"""The training run's record: the MLflow parent run opened and closed, its data, vocabulary and reused models."""
+"""The training run's record: the MLflow parent run opened and closed, its data, vocabulary, and reused models and word vectors."""
 
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.config import Config, flatten, tracking_settings
-from tasks.core.records import Evaluation, PreparedData, ReviewTable
+from tasks.core.records import Evaluation, PreparedData, ReviewTable, WordVectors
 from tasks.tracking import Tracking, connect
 from tasks.tracking.runs import (
     copy_child_run,
@@ -67,6 +67,16 @@ def record_reuse(evaluation: Evaluation, tracking: Tracking) -> Evaluation:
     return evaluation.model_copy(update={"trained": trained.model_copy(update={"run_id": run_id})})
 
 
+def record_vectors_reuse(vectors: WordVectors, tracking: Tracking) -> WordVectors:
+    """The word vectors as this flow run's child run holds them: reused from an earlier run, they get a
+    `pretrain-<method>` child run here that repeats the one they were learned in, tagged with its id."""
+    if parent_of(tracking, vectors.run_id) == tracking.parent_run_id:
+        return vectors
+    run_id = copy_child_run(tracking, vectors.run_id)
+    log.info("pretrain-%s: reused the word vectors learned in MLflow run %s (%s)", vectors.method, vectors.run_id, vectors.embedding_path)
+    return vectors.model_copy(update={"run_id": run_id})
+
+
 def close_training_run(tracking: Tracking, status: Literal["FINISHED", "FAILED", "KILLED"]) -> None:
     """End the parent run; after a failure (FAILED) or an interruption (KILLED) also its unfinished children."""
     if status == "FINISHED":
@@ -79,6 +89,7 @@ open_training_run_task = task(open_training_run, name="open-run", cache_policy=N
 record_data_task = task(record_data, name="record-data", cache_policy=NO_CACHE)
 record_vocabulary_task = task(record_vocabulary, name="record-vocabulary", cache_policy=NO_CACHE)
 close_training_run_task = task(close_training_run, name="close-run", cache_policy=NO_CACHE)
+record_vectors_reuse_task = task(record_vectors_reuse, name="record-vectors-reuse", cache_policy=NO_CACHE)
 record_reuse_task = task(
     record_reuse, name="record-reuse", task_run_name="record-reuse-{evaluation.trained.architecture}", cache_policy=NO_CACHE
 )

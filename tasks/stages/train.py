@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from prefect import task
 
@@ -19,8 +20,9 @@ from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
 from tasks.core.caching import cache_key, reused, store_identity
 from tasks.core.config import Config, TrainConfig
+from tasks.core.errors import ReviewflowError
 from tasks.core.processes import in_own_process, limit_threads
-from tasks.core.records import PreparedData, TrainedModel, TrainingJob
+from tasks.core.records import PreparedData, TrainedModel, TrainingJob, WordVectors
 from tasks.tracking import Tracking
 from tasks.tracking.runs import finish_run, log_metrics, start_child_run
 
@@ -31,12 +33,6 @@ log = logging.getLogger("reviewflow")
 # training here (SimpleRNN, one thread: 25.5 ms a batch at 32 against 26.7 at 1). Only per-batch
 # callbacks would notice, and there are none.
 STEPS_PER_EXECUTION = 32
-
-
-
-
-
-
 
 
 def seeded(settings: TrainConfig) -> None:
@@ -86,10 +82,24 @@ def training_jobs(config: Config, prepared: PreparedData) -> list[TrainingJob]:
     return jobs
 
 
-def train_architecture(job: TrainingJob, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> TrainedModel:
-    """Fit one architecture with one seed on the train split, watching the validation split (never test);
-    the classifier is saved in `models_dir/<job.name>` (`rnn-100`, or `rnn-100-seed43` when the run trains several seeds)."""
+def starts_from_vectors(job: TrainingJob) -> bool:
+    """Whether the job's embedding starts from the pretrain stage's word vectors."""
+    return job.settings is not None and job.settings.embedding_init == "pretrained"
+
+
+def train_architecture(
+    job: TrainingJob, prepared: PreparedData, vectors: WordVectors | None, tracking: Tracking, threads: int, models_dir: Path
+) -> TrainedModel:
+    """Fit one architecture with one seed on the train split, watching the validation split (never test), its embedding
+    starting from `vectors` when given; the classifier is saved in `models_dir/<job.name>` (`rnn-100`, or `rnn-100-seed43`
+    when the run trains several seeds)."""
     architecture, seq_len, settings, name = job.architecture, job.seq_len, job.settings, job.name
+    embedding = np.load(vectors.embedding_path) if vectors else None
+    if embedding is not None and embedding.shape[1] != settings.embedding_dim:
+        raise ReviewflowError(
+            f"{name}: its embedding_dim {settings.embedding_dim} differs from the pretrained vectors' {embedding.shape[1]} "
+            f"(train.embedding_dim): set train.by_architecture.{architecture}.embedding_init=random"
+        )
     limit_threads(threads)
     seeded(settings)
     run_id = start_child_run(
@@ -113,7 +123,7 @@ def train_architecture(job: TrainingJob, prepared: PreparedData, tracking: Track
     log.info("%s: training on %d reviews, %d threads (process %d)", name, prepared.rows["train"], threads, os.getpid())
     try:
         callbacks = [EpochLog(name, settings.epochs), EpochMetrics(tracking, run_id)]
-        model, history, seconds = fit_model(architecture, seq_len, prepared, settings, callbacks)
+        model, history, seconds = fit_model(architecture, seq_len, prepared, settings, callbacks, embedding)
         log_metrics(tracking, run_id, {"train_seconds": seconds, "epochs_trained": len(history.epoch)})
         log.info("%s: trained in %.0f s", name, seconds)
     except BaseException:
@@ -133,11 +143,15 @@ def train_architecture(job: TrainingJob, prepared: PreparedData, tracking: Track
     )
 
 
-def fit_model(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, callbacks: list[keras.callbacks.Callback]):
-    """Build and fit one architecture with the configured training practice; returns the model, its history and seconds."""
+def fit_model(
+    architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig, callbacks: list[keras.callbacks.Callback],
+    embedding: np.ndarray | None = None,
+):
+    """Build and fit one architecture with the configured training practice, its embedding starting from `embedding`
+    when given (else random); returns the model, its history and seconds."""
     train_x, train_y = prepared.load("train", seq_len)
     val_x, val_y = prepared.load("validation", seq_len)
-    model = compiled_model(architecture, prepared.vocab_size, settings, batch_count(len(train_x), settings.batch_size))
+    model = compiled_model(architecture, prepared.vocab_size, settings, batch_count(len(train_x), settings.batch_size), embedding)
     if settings.restore_best_epoch or settings.patience:
         callbacks = [*callbacks, best_epoch(settings)]
     started = time.perf_counter()
@@ -152,10 +166,12 @@ def fit_model(architecture: str, seq_len: int, prepared: PreparedData, settings:
     return model, history, time.perf_counter() - started
 
 
-def compiled_model(architecture: str, vocab_size: int, settings: TrainConfig, steps_per_epoch: int) -> keras.Model:
+def compiled_model(
+    architecture: str, vocab_size: int, settings: TrainConfig, steps_per_epoch: int, embedding: np.ndarray | None = None
+) -> keras.Model:
     model = build_model(
         architecture, vocab_size, settings.embedding_dim, settings.units,
-        settings.spatial_dropout, settings.dropout, settings.recurrent_dropout,
+        settings.spatial_dropout, settings.dropout, settings.recurrent_dropout, embedding,
     )
     model.compile(
         optimizer=optimizer(settings, steps_per_epoch),
@@ -181,9 +197,11 @@ def best_epoch(settings: TrainConfig) -> keras.callbacks.EarlyStopping:
     )
 
 
-def train_in_own_process(job: TrainingJob, prepared: PreparedData, tracking: Tracking, threads: int, models_dir: Path) -> TrainedModel:
+def train_in_own_process(
+    job: TrainingJob, prepared: PreparedData, vectors: WordVectors | None, tracking: Tracking, threads: int, models_dir: Path
+) -> TrainedModel:
     """`train_architecture` in a process of its own: killed (out of memory), it fails alone and says so."""
-    return in_own_process(train_architecture, job.name, job, prepared, tracking, threads, models_dir, cost=job.cost)
+    return in_own_process(train_architecture, job.name, job, prepared, vectors, tracking, threads, models_dir, cost=job.cost)
 
 
 def training_cost(architecture: str, seq_len: int, prepared: PreparedData, settings: TrainConfig) -> float:
@@ -193,18 +211,23 @@ def training_cost(architecture: str, seq_len: int, prepared: PreparedData, setti
     return 3 * settings.epochs * tokens * recurrent_macs_per_token(architecture, settings.embedding_dim, settings.units)
 
 
-def train_key(prepared_fingerprint: str, job: TrainingJob, store: str, code: str) -> str:
+def train_key(prepared_fingerprint: str, job: TrainingJob, store: str, code: str, vectors_fingerprint: str | None = None) -> str:
     """What a trained model is made from: the splits, the architecture, its length, the settings that change
-    the model (another architecture's own settings change nothing here), the seed, the store and the code."""
+    the model (another architecture's own settings change nothing here), the seed, the word vectors it starts
+    from, the store and the code."""
     # `several_seeds` names the child run and the model's folder (`-seed43`), so it is part of what is reused.
     several = {"several_seeds": True} if job.several_seeds else {}
+    vectors = {"vectors": vectors_fingerprint} if vectors_fingerprint else {}
     train = job.settings.model_settings(mode="json")
-    return cache_key(f"train-{job.architecture}-{job.seq_len}", prepared=prepared_fingerprint, train=train, store=store, code=code, **several)
+    return cache_key(
+        f"train-{job.architecture}-{job.seq_len}", prepared=prepared_fingerprint, train=train, store=store, code=code, **several, **vectors
+    )
 
 
 def train_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    tracking = inputs["tracking"]
-    return train_key(inputs["prepared"].fingerprint, inputs["job"], store_identity(tracking.tracking_uri, tracking.experiment_id), code)
+    tracking, vectors = inputs["tracking"], inputs.get("vectors")
+    store = store_identity(tracking.tracking_uri, tracking.experiment_id)
+    return train_key(inputs["prepared"].fingerprint, inputs["job"], store, code, vectors.fingerprint if vectors else None)
 
 
 train_task = task(

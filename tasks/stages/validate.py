@@ -5,6 +5,9 @@ conditions on `split`, each split ("train: ...", "test: ..."): row counts, class
 unique review ids are checked on that split's rows only, for both splits even when one has no
 rows. The result goes to `<report_dir>/validation.json` and to a Data Docs site kept by a
 file-backed GX project in `<report_dir>/gx/`; reruns in the same folder update that project.
+Unlabeled reviews (for pretraining), when there are any, have a suite of their own ("unlabeled: ...")
+in the same project and report: its result, with how many were kept and left out, in
+`<report_dir>/validation-unlabeled.json`.
 
 Great Expectations runs through `tasks.core.expectations`, which imports it only when needed.
 """
@@ -23,7 +26,7 @@ from tasks.core.config import ValidationConfig
 from tasks.core.errors import ReviewflowError
 from tasks.core.expectations import import_gx, readable, run_suite
 from tasks.core.files import write_json
-from tasks.core.records import ValidationReport
+from tasks.core.records import UnlabeledReviews, ValidationReport
 from tasks.core.schema import COLUMNS, SPLITS
 
 if TYPE_CHECKING:
@@ -36,18 +39,18 @@ NEGATIVE_MAX_RATING = 4
 
 _NAME = "reviews"  # the GX datasource, suite, validation definition and checkpoint
 _RESULT_FILE = "validation.json"
+_UNLABELED = "unlabeled"  # the same names for the unlabeled reviews' suite
+_UNLABELED_RESULT_FILE = "validation-unlabeled.json"
 
 
-def validate_reviews(table_path: Path, rules: ValidationConfig, report_dir: Path) -> ValidationReport:
-    """Validate the training table with Great Expectations; write the result JSON and Data Docs
-    under report_dir; raise ReviewflowError naming every failed expectation if any failed."""
-    table_path = Path(table_path)
-    try:
-        df = pd.read_parquet(table_path)
-    except (OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise ReviewflowError(f"cannot read the table to validate {table_path}: {reason}") from None
-    report = check_reviews(df, rules, report_dir)
+def validate_reviews(
+    table_path: Path, rules: ValidationConfig, report_dir: Path, unlabeled: UnlabeledReviews | None = None
+) -> ValidationReport:
+    """Validate the training table (and the unlabeled reviews, if any) with Great Expectations; write the
+    result JSON and Data Docs under report_dir; raise ReviewflowError naming every failed expectation if any failed."""
+    df = _read(Path(table_path))
+    unlabeled_df = _read(unlabeled.path) if unlabeled else None
+    report = check_reviews(df, rules, report_dir, unlabeled_df, unlabeled.dropped if unlabeled else 0)
     if not report.success:
         count = len(report.failures)
         listed = "; ".join(report.failures) or "see the report"
@@ -55,19 +58,51 @@ def validate_reviews(table_path: Path, rules: ValidationConfig, report_dir: Path
             f"data validation failed ({count} expectation{'s' if count != 1 else ''}): {listed}"
             f" — report: {report.result_path}"
         )
-    log.info("data validation passed: %d rows; report %s", len(df), report.docs_path or report.result_path)
+    unlabeled_note = f", {report.unlabeled_rows} unlabeled ({report.unlabeled_dropped} left out)" if unlabeled else ""
+    log.info("data validation passed: %d rows%s; report %s", len(df), unlabeled_note, report.docs_path or report.result_path)
     return report
 
 
-def check_reviews(df: pd.DataFrame, rules: ValidationConfig, report_dir: Path) -> ValidationReport:
-    """Run the suite on `df`, write validation.json and the Data Docs, and report; never raises
-    for bad data (a missing column is a failed expectation, not an exception)."""
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise ReviewflowError(f"cannot read the table to validate {path}: {reason}") from None
+
+
+def check_reviews(
+    df: pd.DataFrame, rules: ValidationConfig, report_dir: Path, unlabeled: pd.DataFrame | None = None, unlabeled_dropped: int = 0
+) -> ValidationReport:
+    """Run the suite on `df` (and the unlabeled suite on `unlabeled`), write the result JSON and the Data Docs,
+    and report; never raises for bad data (a missing column is a failed expectation, not an exception)."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     run = run_suite(_NAME, build_expectations(rules), df, project_dir=report_dir)
     result_path = report_dir / _RESULT_FILE
     write_json(result_path, readable(run.result))
-    return ValidationReport(success=run.success, result_path=result_path, docs_path=run.docs_path, failures=run.failures)
+    report = ValidationReport(success=run.success, result_path=result_path, docs_path=run.docs_path, failures=run.failures)
+    if unlabeled is None:
+        return report
+    extra = run_suite(_UNLABELED, unlabeled_expectations(rules), unlabeled, project_dir=report_dir)
+    counts = {"kept": len(unlabeled), "left_out_equal_to_a_labeled_review": unlabeled_dropped}
+    write_json(report_dir / _UNLABELED_RESULT_FILE, {"reviews": counts, "result": readable(extra.result)})
+    return report.model_copy(update={
+        "success": report.success and extra.success, "failures": report.failures + extra.failures,
+        "docs_path": extra.docs_path or report.docs_path, "unlabeled_rows": len(unlabeled), "unlabeled_dropped": unlabeled_dropped,
+    })
+
+
+def unlabeled_expectations(rules: ValidationConfig) -> list[Expectation]:
+    """The unlabeled reviews' suite: text present and of a reviewable length, ids unique (they carry no label, split or rating)."""
+    gxe = import_gx().expectations
+    scope = {"scope": _UNLABELED}
+    return [
+        gxe.ExpectColumnToExist(column="text", meta=scope),
+        gxe.ExpectColumnValuesToNotBeNull(column="text", meta=scope),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=rules.min_text_chars, max_value=rules.max_text_chars, meta=scope),
+        gxe.ExpectColumnValuesToBeUnique(column="review_id", meta=scope),
+    ]
 
 
 def build_expectations(rules: ValidationConfig) -> list[Expectation]:
@@ -124,13 +159,16 @@ def build_expectations(rules: ValidationConfig) -> list[Expectation]:
     return expectations
 
 
-def validate_key(table_digest: str, rules: ValidationConfig, code: str) -> str:
-    return cache_key("validate", table=table_digest, validation=section(rules), code=code)
+def validate_key(table_digest: str, rules: ValidationConfig, code: str, unlabeled_digest: str | None = None) -> str:
+    return cache_key("validate", table=table_digest, validation=section(rules), code=code, unlabeled=unlabeled_digest)
 
 
 def validate_inputs_key(inputs: dict[str, Any], code: str) -> str | None:
-    table = Path(inputs["table_path"])
-    return validate_key(file_digest(table), inputs["rules"], code) if table.is_file() else None
+    table, unlabeled = Path(inputs["table_path"]), inputs.get("unlabeled")
+    if not table.is_file() or (unlabeled and not unlabeled.path.is_file()):
+        return None
+    unlabeled_digest = f"{file_digest(unlabeled.path)}-{unlabeled.dropped}" if unlabeled else None
+    return validate_key(file_digest(table), inputs["rules"], code, unlabeled_digest)
 
 
 validate_task = task(validate_reviews, name="validate", **reused(validate_inputs_key))

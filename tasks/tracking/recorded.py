@@ -10,6 +10,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from models.architectures import PRETRAIN
 from tasks.core.config import PROFILES, TrackingConfig
 from tasks.core.errors import ReviewflowError, one_line, redacted
 from tasks.core.records import ModelRun, TrainingRun
@@ -48,7 +49,8 @@ def read_training_run(settings: TrackingConfig, reference: str) -> TrainingRun:
         profile=tags["profile"],
         commit=tags.get("mlflow.source.git.commit", ""),
         params=run.data.params,
-        models=[_model_run(child) for child in children if "architecture" in child.data.tags],
+        # The pretrain run is no model: it has no test figures.
+        models=[_model_run(child) for child in children if child.data.tags.get("architecture", PRETRAIN) != PRETRAIN],
     )
 
 

@@ -545,7 +545,8 @@ def test_unsupported_url_scheme_gives_one_line(workdir: Path) -> None:
 def test_no_temporary_files_are_left_in_the_cache(workdir: Path) -> None:
     run(build_archive(workdir / "reviews.tar.gz", review_members()), reviews_per_split=2)
     names = sorted(os.listdir(workdir / "data" / "cache"))
-    assert len(names) == 2 and all(n.startswith("reviews-") and n.endswith(".parquet") for n in names)
+    # The full table and its subset; the archive's unlabeled review (IGNORED's train/unsup/), and those kept for pretraining.
+    assert len(names) == 4 and all(n.startswith(("reviews-", "unlabeled-")) and n.endswith(".parquet") for n in names)
 
 
 def test_an_archive_expanding_past_the_limit_is_refused_while_streaming(workdir: Path) -> None:

@@ -8,6 +8,8 @@ embedded MLflow store (each run starts its own temporary Prefect server):
 3. all five with the prefix fixed and settings that do not change models: nothing trains,
    all five are registered, and the ensemble (fitted anew every run, in a second) with them;
 4. `--fresh` for rnn: everything is computed again.
+All four learn their word vectors from the shared unlabeled reviews: the first and the fresh run
+learn them, the two between reuse them (a `pretrain-word2vec` child run copied from the first's).
 """
 
 import re
@@ -16,15 +18,15 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli, smoke_runs_since
+from tests.helpers import pretrain_run, run_cli, smoke_runs_since
 
 pytestmark = pytest.mark.e2e
 REUSED_TAG = "reviewflow.reused_from_run"
 
 
 class Run:
-    def __init__(self, result, seconds: float, parent, children):
-        self.result, self.seconds, self.parent = result, seconds, parent
+    def __init__(self, result, seconds: float, parent, children, pretrain):
+        self.result, self.seconds, self.parent, self.pretrain = result, seconds, parent, pretrain
         self.children = {r.data.tags["architecture"]: r for r in children}
         self.log = result.stdout + result.stderr
 
@@ -38,10 +40,10 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def reruns(tmp_path_factory, imdb_archive, shared_cache):
+def reruns(tmp_path_factory, imdb_archive, imdb_unlabeled, shared_cache):
     workdir = tmp_path_factory.mktemp("reuse")
     uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
-    env = {"REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")}
+    env = {"REVIEWFLOW_DATA": str(imdb_archive), "REVIEWFLOW_UNLABELED": str(imdb_unlabeled), "PREFECT_HOME": str(workdir / "prefect-home")}
     base = ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}"]
     runs: list[Run] = []
 
@@ -49,9 +51,10 @@ def reruns(tmp_path_factory, imdb_archive, shared_cache):
         started_ms, started = int(time.time() * 1000), time.monotonic()
         result = run_cli([*base, *args], env=env, cwd=workdir)
         seconds = time.monotonic() - started
-        parent, children = smoke_runs_since(MlflowClient(uri, uri), started_ms)
+        client = MlflowClient(uri, uri)
+        parent, children = smoke_runs_since(client, started_ms)
         print(f"reuse run {len(runs) + 1} ({' '.join(args)}): {seconds:.0f} s, exit {result.returncode}")
-        runs.append(Run(result, seconds, parent, children))
+        runs.append(Run(result, seconds, parent, children, pretrain_run(client, parent)))
         return runs[-1]
 
     train("--set", "train.architectures=rnn,birnn")
@@ -121,3 +124,15 @@ def test_fresh_computes_everything_again(reruns):
     for stage in ("ingest", "validate", "prepare", "train", "evaluate"):
         assert set(fresh.task_states(stage).values()) == {"Completed"}, stage
     assert REUSED_TAG not in fresh.children["rnn"].data.tags
+
+
+def test_the_word_vectors_are_learned_once_and_reused_by_the_reruns(reruns):
+    (first, second, third, fresh), _ = reruns
+    assert first.task_states("pretrain") == {"pretrain-word2vec": "Completed"}
+    assert first.pretrain.data.params["pretrain_unlabeled_reviews"] == "2000"
+    for rerun in (second, third):
+        assert rerun.task_states("pretrain") == {"pretrain-word2vec": "Cached"}
+        # The rerun's own pretrain child run repeats the first's: params, figures, the vectors and their neighbours.
+        assert rerun.pretrain.data.tags[REUSED_TAG] == first.pretrain.info.run_id
+        assert rerun.pretrain.data.params == first.pretrain.data.params and rerun.pretrain.data.metrics == first.pretrain.data.metrics
+    assert fresh.task_states("pretrain") == {"pretrain-word2vec": "Completed"} and REUSED_TAG not in fresh.pretrain.data.tags

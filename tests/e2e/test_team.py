@@ -133,14 +133,15 @@ def _final(team: Team, flow_run_id, timeout: float, what: str):
 
 
 def _children(mlflow: MlflowClient, flow_run_id) -> list:
-    """The MLflow child runs of the training that the flow run `flow_run_id` logged (by its parent's tag)."""
+    """The MLflow child runs of the models the flow run `flow_run_id` trained (found by its parent's tag)."""
     experiment = mlflow.get_experiment_by_name("reviewflow")
     if experiment is None:
         return []
     parents = mlflow.search_runs([experiment.experiment_id], f"tags.`reviewflow.prefect_flow_run_id` = '{flow_run_id}'")
     if not parents:
         return []
-    return mlflow.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    children = mlflow.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'")
+    return [r for r in children if r.data.tags.get("architecture") != "pretrain"]  # the models' runs
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def test_embedded_default_store_records_and_registers(workdir, imdb_archive, sha
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
-    assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags) == ["rnn-100"]
+    assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags) == ["pretrain-word2vec", "rnn-100"]
     assert str(client.get_model_version_by_alias("reviewflow-rnn", "champion").version) == "1"
     # Artifacts live beside the database: the store `reviewflow up` serves.
     assert list((store / "artifacts").rglob("roc_curve.png"))
@@ -63,6 +63,15 @@ def test_invalid_data_stops_the_flow_with_one_line_and_a_failed_run(workdir, sha
 def test_bad_input_gives_one_line(workdir, args, message):
     line = _one_line_error(run_cli(["train", "--profile", "smoke", *args], cwd=workdir))
     assert message in line
+
+
+def test_an_unreadable_unlabeled_source_is_one_line_naming_it_before_any_training(workdir, imdb_archive, shared_cache):
+    (workdir / "unsup.tar.gz").write_bytes(b"not an archive")
+    args = ["--set", f"data.cache_dir={shared_cache}", "--set", f"data.unlabeled_source={workdir / 'unsup.tar.gz'}"]
+    result = run_cli(["train", "--profile", "smoke", *args], env={"REVIEWFLOW_DATA": str(imdb_archive)}, cwd=workdir)
+    line = _one_line_error(result)
+    assert line.startswith(f"reviewflow: error: data.unlabeled_source: archive {workdir / 'unsup.tar.gz'} is truncated or corrupt"), line
+    assert "Task run 'prepare" not in result.stderr and "training on" not in result.stderr
 
 
 def test_unreachable_tracking_server_stops_the_run_before_any_data_is_read(workdir):
@@ -154,8 +163,9 @@ def test_sigterm_at_any_moment_leaves_no_run_running_or_finished(workdir, imdb_a
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "KILLED"
     for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
-        # A child is FINISHED only when its model was evaluated: its test metrics say so.
-        finished = child.info.status == "FINISHED" and "test_accuracy" in child.data.metrics
+        # A child is FINISHED only when its model was evaluated (its test metrics say so), or its word vectors learned.
+        done = "test_accuracy" in child.data.metrics or child.data.tags["architecture"] == "pretrain"
+        finished = child.info.status == "FINISHED" and done
         assert finished or child.info.status == "KILLED", (child.info.run_name, child.info.status)
 
 

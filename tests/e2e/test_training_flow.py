@@ -9,6 +9,7 @@ import pytest
 from models.architectures import ARCHITECTURES, BASELINE, ENSEMBLE, RECURRENT
 from models.baseline import BaselineClassifier
 from models.sentiment import SentimentClassifier
+from tests.helpers import pretrain_run
 
 pytestmark = pytest.mark.e2e
 TEXTS = ["A moving, beautifully acted film. I loved it.", "Boring, predictable and far too long.", "ok"]
@@ -143,3 +144,21 @@ def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_training, mlf
     assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
     trained = SentimentClassifier.load(next((workdir / "runs").glob("*/models/bilstm-2494")))
     assert np.abs(scores - trained.predict(TEXTS)).max() < 1e-6
+
+
+def test_the_pretrain_child_run_holds_the_vectors_learned_with_the_unlabeled_reviews(smoke_training, imdb_unlabeled, tmp_path):
+    _, client, parent, children, _ = smoke_training
+    run = pretrain_run(client, parent)
+    assert run.info.run_name == "pretrain-word2vec" and run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["unlabeled_source"] == str(imdb_unlabeled) and params["pretrain_unlabeled_reviews"] == "2000"  # smoke's data.unlabeled_limit
+    assert params["embedding_dim"] == "64" and int(params["corpus_tokens"]) > 0
+    assert int(params["corpus_reviews"]) == 2000 + int(params["pretrain_train_reviews"])
+    assert 0.9 <= run.data.metrics["vocabulary_coverage"] <= 1 and run.data.metrics["pretrain_seconds"] > 0
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"vectors.bin", "neighbours.md"}
+    neighbours = client.download_artifacts(run.info.run_id, "neighbours.md", str(tmp_path))
+    assert all(f"| {word} |" in Path(neighbours).read_text() for word in ("great", "awful", "boring", "oscar"))
+    recurrent = [r for r in children if r.data.tags["architecture"] in RECURRENT]
+    assert {r.data.params["embedding_init"] for r in recurrent} == {"pretrained"}
+    validation = client.download_artifacts(parent.info.run_id, "validation/validation-unlabeled.json", str(tmp_path))
+    assert '"kept": 2000' in Path(validation).read_text()

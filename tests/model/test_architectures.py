@@ -103,3 +103,15 @@ def test_length_bucketing_predicts_the_same_as_padding_to_2494(architecture):
     unmasked = sequences.pad(np.arange(len(sequences)), 2494)
     unmasked[unmasked == 0] = 1
     assert np.abs(classifier.model.predict(unmasked, verbose=0).reshape(-1) - full).max() > 1e-3
+
+
+def test_the_embedding_starts_from_a_given_matrix_and_the_same_seed_draws_the_other_weights_as_without_it():
+    matrix = np.random.default_rng(0).normal(0, 0.3, size=(100, 64)).astype("float32")
+    keras.utils.set_random_seed(1)
+    plain = build_model("birnn", vocab_size=100)
+    keras.utils.set_random_seed(1)
+    started = build_model("birnn", vocab_size=100, embedding_matrix=matrix)
+    np.testing.assert_array_equal(started.get_layer("embedding").get_weights()[0], matrix)
+    for before, after in zip(plain.layers, started.layers):
+        if before.name != "embedding":
+            assert all(np.array_equal(a, b) for a, b in zip(before.get_weights(), after.get_weights())), before.name

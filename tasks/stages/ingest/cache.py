@@ -1,7 +1,8 @@
 """The Parquet cache of ingested tables, keyed by the digest of the source's content.
 
 `reviews-<digest>.parquet` is the full table (`-test<fraction>` when its split was generated
-here, since the split then depends on the fraction); `...-n<per_split>.parquet` a subset.
+here, since the split then depends on the fraction); `...-n<per_split>.parquet` a subset;
+`unlabeled-<digest>.parquet` the unlabeled reviews of an archive, folder or table.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def full_table_path(cache_dir: Path, digest: str, generated_split: bool, test_fr
     """Where the full table of this content goes; a generated split depends on the test fraction too."""
     stem = f"reviews-{digest[:16]}"
     return cache_dir / (f"{stem}-test{test_fraction:g}.parquet" if generated_split else f"{stem}.parquet")
+
+
+def unlabeled_table_path(cache_dir: Path, digest: str) -> Path:
+    """Where the unlabeled reviews of this content go (none, for a labeled archive or folder: an empty table)."""
+    return cache_dir / f"unlabeled-{digest[:16]}.parquet"
 
 
 def cached_full_table(cache_dir: Path, digest: str, test_fraction: float) -> Path | None:

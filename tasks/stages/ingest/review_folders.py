@@ -1,4 +1,4 @@
-"""The aclImdb layout: labeled reviews streamed out of its tarball, or read from the extracted folder."""
+"""The aclImdb layout: labeled and unlabeled reviews streamed out of its tarball, or read from the extracted folder."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
 # Any prefix before train/ or test/, so `./aclImdb/...` and a tarball of the folder's contents both work.
 REVIEW_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+)\.txt$")
+UNLABELED_LAYOUT = "aclImdb/train/unsup/<id>_0.txt"
+UNLABELED_MEMBER = re.compile(r"(?:^|/)train/unsup/([^/]+)\.txt$")
+UNLABELED_COLUMNS = ("review_id", "text")  # the unlabeled table: no split, label or rating
 
 Row = tuple[str, str, str, int, int | None]
 
@@ -33,13 +36,15 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def read_archive(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
-    """Stream the labeled reviews out of an aclImdb tarball without writing anything to disk.
+def read_archive(path: Path, max_bytes: int | None = None, require_labeled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stream the labeled reviews (COLUMNS) and the unlabeled ones (UNLABELED_COLUMNS, from train/unsup/)
+    out of an aclImdb tarball in one pass, without writing anything to disk.
 
     With `max_bytes`, the decompressed bytes are counted as they stream, and an archive that
     would expand past it is refused before it does (a guard against decompression bombs).
     """
     rows: list[Row] = []
+    unlabeled: list[tuple[str, str]] = []
     try:
         # gzip.open rather than tarfile's "r|gz": tarfile ends quietly on a truncated stream.
         with gzip.open(path, "rb") as compressed:
@@ -47,10 +52,13 @@ def read_archive(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
             with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for member in archive:
                     _check_member(member, path)
-                    match = REVIEW_MEMBER.search(member.name)
-                    if match and member.isfile():
-                        raw = archive.extractfile(member).read()
-                        rows.append(_review_row(*match.groups(), raw, f"member {member.name!r} in archive {path}"))
+                    if not member.isfile():
+                        continue
+                    where = f"member {member.name!r} in archive {path}"
+                    if match := REVIEW_MEMBER.search(member.name):
+                        rows.append(_review_row(*match.groups(), archive.extractfile(member).read(), where))
+                    elif match := UNLABELED_MEMBER.search(member.name):
+                        unlabeled.append(_unlabeled_row(match.group(1), archive.extractfile(member).read(), where))
             # tarfile stops at its end marker; reading on to the gzip trailer checks length and CRC.
             while stream.read(1 << 20):
                 pass
@@ -60,9 +68,9 @@ def read_archive(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
         ) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise ReviewflowError(f"archive {path} is truncated or corrupt ({one_line(exc)})") from None
-    if not rows:
+    if not rows and require_labeled:
         raise ReviewflowError(f"archive {path} contains no labeled reviews (expected {LAYOUT})")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(unlabeled, columns=UNLABELED_COLUMNS)
 
 
 def review_root(folder: Path) -> Path:
@@ -71,21 +79,22 @@ def review_root(folder: Path) -> Path:
     return inner if inner.is_dir() else folder
 
 
-def read_folder(root: Path) -> pd.DataFrame:
-    """The labeled reviews of an extracted aclImdb folder."""
+def read_folder(root: Path, require_labeled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labeled reviews (COLUMNS) and the unlabeled ones (UNLABELED_COLUMNS) of an extracted aclImdb folder."""
     rows = []
     for relative, file in _folder_files(root):
         split, polarity, stem = REVIEW_MEMBER.search(relative).groups()
         rows.append(_review_row(split, polarity, stem, file.read_bytes(), f"review file {file}"))
-    if not rows:
+    if not rows and require_labeled:
         raise ReviewflowError(f"folder {root} contains no labeled reviews (expected {LAYOUT})")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    unlabeled = [_unlabeled_row(file.stem, file.read_bytes(), f"review file {file}") for _, file in _unlabeled_files(root)]
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(unlabeled, columns=UNLABELED_COLUMNS)
 
 
 def folder_digest(root: Path) -> str:
-    """sha256 of the sorted (relative path, content) pairs of the review files below `root`."""
+    """sha256 of the sorted (relative path, content) pairs of the review files below `root`, unlabeled ones included."""
     digest = hashlib.sha256()
-    for relative, file in _folder_files(root):
+    for relative, file in _folder_files(root) + _unlabeled_files(root):
         content = file.read_bytes()
         # Lengths delimit the fields, so no two different folders hash the same byte stream.
         for field in (relative.encode("utf-8"), content):
@@ -131,6 +140,23 @@ def _folder_files(root: Path) -> list[tuple[str, Path]]:
                         if entry.name.endswith(".txt") and entry.is_file()
                     ]
     return sorted(found)
+
+
+def _unlabeled_row(stem: str, raw: bytes, where: str) -> tuple[str, str]:
+    """One row from an unlabeled review file `train/unsup/<id>_0.txt`."""
+    try:
+        return f"train/unsup/{stem}", utf8(raw)
+    except FormatError as exc:
+        raise ReviewflowError(f"{where}: {exc}") from None
+
+
+def _unlabeled_files(root: Path) -> list[tuple[str, Path]]:
+    """The unlabeled review files below `root` (train/unsup/) as sorted (relative path, file) pairs."""
+    folder = root / "train" / "unsup"
+    if not folder.is_dir():
+        return []
+    with os.scandir(folder) as entries:
+        return sorted((f"train/unsup/{e.name}", Path(e.path)) for e in entries if e.name.endswith(".txt") and e.is_file())
 
 
 def _review_row(split: str, polarity: str, stem: str, raw: bytes, where: str) -> Row:
