@@ -11,6 +11,7 @@ always run.
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,12 @@ def lost(future: PrefectWrappedFuture) -> BaseException:
     from prefect.states import Crashed
 
     error = future.wrapped_future.exception()
+    worker = re.search(r"tcp://[\w.:-]+", str(error))  # Dask's KilledWorker names the last worker that ran it
+    reason = ReviewflowError(f"its worker died while it ran ({type(error).__name__}{f', last on {worker[0]}' if worker else ''})")
     # A task lost before it started has no task run on the server yet (Prefect records them from events).
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound, PrefectHTTPStatusError):
-        client.set_task_run_state(future.task_run_id, Crashed(message=one_line(error, 300)), force=True)
-    return error
+        client.set_task_run_state(future.task_run_id, Crashed(message=str(reason)), force=True)
+    return reason
 
 
 def task_runner(config: Config, workers: int, trainings: int) -> TaskRunner:
