@@ -188,7 +188,7 @@ def lost(future: PrefectWrappedFuture) -> BaseException:
     from prefect.states import Crashed
 
     error = future.wrapped_future.exception()
-    worker = re.search(r"tcp://[\w.:-]+", str(error))  # Dask's KilledWorker names the last worker that ran it
+    worker = re.search(r"tcp://[\w.:-]*\d", str(error))  # Dask's KilledWorker names the last worker that ran it
     reason = ReviewflowError(f"its worker died while it ran ({type(error).__name__}{f', last on {worker[0]}' if worker else ''})")
     # A task lost before it started has no task run on the server yet (Prefect records them from events).
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound, PrefectHTTPStatusError):

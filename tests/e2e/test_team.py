@@ -28,7 +28,8 @@ from tests.postgres import started_postgres
 pytestmark = pytest.mark.e2e
 POOL = "team"
 HEARTBEAT_S = 30
-SETTINGS = {"profile": "smoke", "train": {"architectures": ["rnn", "birnn"], "seed": 7}}  # trainings of this module's own
+# Trainings of this module's own (their seeds); birnn's longer training is still running when rnn's run is recorded.
+SETTINGS = {"profile": "smoke", "train": {"architectures": ["rnn", "birnn"], "seed": 7, "by_architecture": {"birnn": {"epochs": 8}}}}
 CHILD_RUNS = {"rnn-100", "birnn-100", "ensemble-stacked"}  # the baseline is not among these architectures
 REVIEWS = pd.DataFrame({"review_id": ["a", "b"], "text": ["A wonderful, moving film.", "Dull, slow and far too long."]})
 
@@ -288,7 +289,9 @@ def dask_cluster(team):
 
 
 def _on_dask(address: str, seed: int) -> dict:
-    return {**SETTINGS, "train": {"architectures": ["rnn", "birnn"], "seed": seed, "task_runner": "dask", "dask_address": address}}
+    # Six epochs each: both trainings are seen running at once on the two workers.
+    train = {"architectures": ["rnn", "birnn"], "seed": seed, "epochs": 6, "task_runner": "dask", "dask_address": address}
+    return {**SETTINGS, "train": train}
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +305,7 @@ def lost_dask_worker(team, dask_cluster):
         processing = client.processing()
         return len([w for w, keys in processing.items() if any(str(k).startswith("train_in_own_process") for k in keys)]) == 2 and processing
 
-    processing = _wait(training_on_each_worker, 1200, "a training on each Dask worker")
+    processing = _wait(training_on_each_worker, 1200, "a training on each Dask worker", interval=0.5)
     info = client.scheduler_info()["workers"]
     victim = next(info[w]["name"] for w in processing)
     _kill_tree(workers[victim])
