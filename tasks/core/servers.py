@@ -120,7 +120,8 @@ def start_mlflow_server(
     (store_dir / "artifacts").mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend_store_uri or f"sqlite:///{store_dir / 'mlflow.db'}",
+        # Plain postgresql://: SQLAlchemy's default driver for it, psycopg 3 (reviewflow[team]).
+        "--backend-store-uri", with_driver(backend_store_uri) if backend_store_uri else f"sqlite:///{store_dir / 'mlflow.db'}",
         "--artifacts-destination", str(store_dir / "artifacts"),
         "--host", host, "--port", str(port), "--workers", "1",
     ]
