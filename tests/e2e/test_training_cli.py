@@ -108,8 +108,9 @@ def test_training_on_an_existing_dask_cluster(workdir, imdb_archive, shared_cach
         finished = [key for key, _, finish, *_ in cluster.scheduler.transition_log if finish == "memory"]
     assert result.returncode == 0, result.stderr[-4000:]
     assert "rnn" in result.stdout.splitlines()[-1]
-    # The training and evaluation tasks ran on the cluster, not in the command's own processes.
-    assert sorted(key.split("-")[0] for key in finished) == ["evaluate_in_own_process", "train_in_own_process"]
+    # The word vectors, the training and the evaluation ran on the cluster, not in the command's own processes.
+    ran = ["evaluate_in_own_process", "pretrain_in_own_process", "record_vectors_reuse", "train_in_own_process"]
+    assert sorted(key.split("-")[0] for key in finished) == ran
 
 
 def test_task_runner_follows_the_config():
