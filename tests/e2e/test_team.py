@@ -322,7 +322,8 @@ def test_a_lost_dask_worker_fails_its_training_alone_and_named(lost_dask_worker)
     (lost,) = [name for name in ("rnn-100", "birnn-100") if re.search(rf"(^|: |; ){name} failed: its worker died", message)]
     (kept,) = {"rnn-100", "birnn-100"} - {lost}
     assert f"(trained and registered: {kept})" in message, message
-    assert first[kept].info.status == "FINISHED" and first[lost].info.status != "FINISHED"
+    # The lost training may not have opened its child run yet; if it did, the run is not FINISHED.
+    assert first[kept].info.status == "FINISHED" and (lost not in first or first[lost].info.status != "FINISHED")
     print(f"lost {victim}: {message}")
 
 
