@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     score_cmd.add_argument("--shadow", default=None, metavar="ALIAS",
                            help="also score with the versions holding this alias (e.g. challenger): shadow_prob_<model> columns "
                            "and their agreement in the manifest; a model without such a version is skipped (default: none)")
+    score_cmd.add_argument("--dask", default=None, metavar="ADDRESS",
+                           help="score the chunks on the workers of this Dask scheduler (tcp://host:8786); the same output bytes "
+                           "(same as --set scoring.dask_address=ADDRESS; default: in this process)")
     score_cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="scoring.KEY=VALUE",
                            help="override one scoring setting, e.g. --set scoring.drift_threshold=0.3 (repeatable)")
     score_cmd.set_defaults(run=run_score)
@@ -158,13 +161,14 @@ def run_score(args: argparse.Namespace) -> int:
     # The flags win over --set; each is checked with the others, so a bad value is one line naming it.
     settings = load_config("default", args.overrides).scoring.model_dump(exclude_unset=True)
     flags = {"output_dir": args.output, "architectures": args.models, "alias": args.alias, "chunk_size": args.chunk_size,
-             "shadow_alias": args.shadow}
+             "shadow_alias": args.shadow, "dask_address": args.dask}
     settings.update({key: value for key, value in flags.items() if value is not None})
     try:
         scoring = ScoringConfig.model_validate(settings)
     except ValidationError as exc:
         message = describe_validation_error(exc)
-        for key, flag in (("architectures", "--models"), ("shadow_alias", "--shadow"), ("chunk_size", "--chunk-size"), ("alias", "--alias")):
+        for key, flag in (("architectures", "--models"), ("shadow_alias", "--shadow"), ("chunk_size", "--chunk-size"), ("alias", "--alias"),
+                          ("dask_address", "--dask")):
             message = message.replace(f"for {key}", f"for {flag}")
         raise ReviewflowError(message) from None
     from flows.scoring import score

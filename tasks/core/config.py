@@ -343,6 +343,11 @@ class ScoringConfig(Section):
         description="a file with fewer scored rows has its drift figures recorded but is never flagged: over fewer rows a PSI "
         "is mostly sampling noise (held-out reviews: a 40-row file goes over 0.2 nine times in ten, a 200-row file not once in 300)",
     )
+    dask_address: str | None = Field(
+        None, min_length=1,
+        description="score each file's chunks on the workers of this Dask scheduler (tcp://host:8786), which load the run's "
+        "versions through their own model cache; the output's bytes are the same as in this process. None: in this process",
+    )
     shadow_alias: str | None = Field(
         None, min_length=1,
         description="also score with the versions holding this alias (e.g. challenger) into shadow_prob_<model> columns, "

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
@@ -37,8 +38,9 @@ from tasks.core.formats.base import too_large
 from tasks.core.records import FileOutcome
 from tasks.scoring.checks import input_problems
 from tasks.scoring.discovery import inputs_in, leaves
+from tasks.scoring.distributed import ScoringCluster, cluster_chunks, local_chunks
 from tasks.scoring.drift import FileProfiles, Reference, drift_reasons
-from tasks.scoring.rows import Agreement, EnsembleScorer, Scorer, ShadowScorers, ensemble_source, output_columns, score_chunk, score_shadow
+from tasks.scoring.rows import Agreement, EnsembleScorer, Scorer, ShadowScorers, ensemble_source, output_columns
 from tasks.scoring.safety import free_name, lock, quarantine
 from tasks.scoring.textfolder import TextFolder
 
@@ -95,16 +97,17 @@ class _Input:
 def score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
     quarantine_move: bool = False, limits: Limits = Limits(), ensemble: EnsembleScorer | None = None,
-    monitoring: Monitoring = Monitoring(),
+    monitoring: Monitoring = Monitoring(), cluster: ScoringCluster | None = None,
 ) -> FileOutcome:
     """Score one input into output_dir, or skip it (already scored by the same versions: same input content hash), or quarantine it.
 
     `prob_ensemble` is `ensemble`'s (the registered ensemble) when given, else the mean of the columns.
+    With a `cluster`, the chunks are scored on its Dask workers by the same versions, into the same bytes.
     """
     path, output_dir = Path(path), Path(output_dir)
     _check_models(scorers, versions, chunk_size, ensemble)
     try:
-        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits, ensemble, monitoring)
+        return _score_file(path, output_dir, scorers, versions, chunk_size, quarantine_move, limits, ensemble, monitoring, cluster)
     except OSError as exc:  # reading errors quarantine the input; these are the run's (disk full, permissions)
         raise ReviewflowError(f"cannot write {exc.filename or output_dir}: {exc.strerror or one_line(exc)}") from None
 
@@ -112,6 +115,7 @@ def score_file(
 def score_inbox(
     inbox: Path, output_dir: Path, archive_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int,
     limits: Limits = Limits(), ensemble: EnsembleScorer | None = None, monitoring: Monitoring = Monitoring(),
+    cluster: ScoringCluster | None = None,
 ) -> list[FileOutcome]:
     """Score every file in the inbox exactly once; move each to archive_dir only after its output is complete; unreadable ones are moved to quarantine."""
     inbox, output_dir, archive_dir = Path(inbox), Path(output_dir), Path(archive_dir)
@@ -131,7 +135,7 @@ def score_inbox(
                 quarantine(entry, output_dir, reason, move=True)
                 outcomes.append(_outcome(entry, "quarantined", start, reason=reason))
             else:
-                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits, ensemble, monitoring))
+                outcomes.append(score_file(entry, output_dir, scorers, versions, chunk_size, True, limits, ensemble, monitoring, cluster))
                 if outcomes[-1].status != "quarantined":
                     archive_dir.mkdir(parents=True, exist_ok=True)
                     shutil.move(entry, free_name(archive_dir / entry.name))
@@ -140,7 +144,7 @@ def score_inbox(
 
 def _score_file(
     path: Path, output_dir: Path, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, move: bool,
-    limits: Limits, ensemble: EnsembleScorer | None, monitoring: Monitoring,
+    limits: Limits, ensemble: EnsembleScorer | None, monitoring: Monitoring, cluster: ScoringCluster | None,
 ) -> FileOutcome:
     start, started_at = time.monotonic(), _utc_now()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +168,7 @@ def _score_file(
             layout = source.reader.layout(path, chunk_size)
         if problems := input_problems(layout):
             raise _Unreadable(problems)
-        written = _write_output(source, layout, scorers, versions, chunk_size, limits.max_review_chars, ensemble, monitoring)
+        written = _write_output(source, layout, scorers, versions, chunk_size, limits.max_review_chars, ensemble, monitoring, cluster)
     except _Unreadable as exc:
         reason = one_line(str(exc))
         quarantine(path, output_dir, reason, move)
@@ -212,7 +216,7 @@ def _reading() -> Iterator[None]:
 
 def _write_output(
     source: _Input, layout: Layout, scorers: dict[str, Scorer], versions: dict[str, str], chunk_size: int, max_chars: int | None,
-    ensemble: EnsembleScorer | None, monitoring: Monitoring,
+    ensemble: EnsembleScorer | None, monitoring: Monitoring, cluster: ScoringCluster | None,
 ) -> _Written:
     """Score the input chunk by chunk into a temporary file renamed into place when complete, profiling it as it goes."""
     id_name = layout.id_column or ROW
@@ -223,27 +227,37 @@ def _write_output(
     rows = failed = 0
     bar = tqdm(total=layout.rows, unit="row", desc=f"scoring {source.path.name}", file=sys.stderr, leave=False)
     with bar, atomic_write(source.output) as file, source.output_format.writer(file, columns, layout.id_type) as writer:
-        chunks = source.reader.chunks(source.path, layout, chunk_size)
-        while True:
-            with _reading():  # only reading errors quarantine; a model's error stops the run
-                ids, texts = next(chunks, (None, None))
-            if texts is None:
-                break
-            frame = score_chunk(texts, scorers, max_chars, ensemble)
-            scored = (frame["error"] == "").to_numpy()
-            # Rows with errors have no probabilities, and would profile as reviews of no words.
-            profiles.add([t for t, ok in zip(texts, scored) if ok], {m: frame[f"prob_{m}"].to_numpy()[scored] for m in versions})
-            if agreement is not None:
-                shadow_frame = score_shadow(texts, shadow, max_chars)
-                agreement.add(frame, shadow_frame)
-                frame = pd.concat([frame, shadow_frame], axis=1)
-            frame.insert(0, id_name, ids if ids is not None else range(rows, rows + len(texts)))
-            writer.write(frame)
-            rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())
-            bar.update(len(texts))
+        chunks = _read(source, layout, chunk_size)
+        if cluster is None:
+            results = local_chunks(chunks, scorers, ensemble, shadow, max_chars)
+        else:
+            results = cluster_chunks(chunks, cluster, max_chars)
+        with contextlib.closing(results):  # a failed write lets the cluster go at once
+            for ids, texts, frame, shadow_frame in results:
+                scored = (frame["error"] == "").to_numpy()
+                # Rows with errors have no probabilities, and would profile as reviews of no words.
+                profiles.add([t for t, ok in zip(texts, scored) if ok], {m: frame[f"prob_{m}"].to_numpy()[scored] for m in versions})
+                if agreement is not None:
+                    agreement.add(frame, shadow_frame)
+                    frame = pd.concat([frame, shadow_frame], axis=1)
+                frame.insert(0, id_name, ids if ids is not None else range(rows, rows + len(texts)))
+                writer.write(frame)
+                rows, failed = rows + len(texts), failed + int((frame["error"] != "").sum())
+                bar.update(len(texts))
         source.manifest.unlink(missing_ok=True)  # before the rename: an old manifest never describes the new output
     drift = profiles.drift(monitoring.drift_threshold, monitoring.drift_min_rows)
     return _Written(rows, failed, drift, agreement.describe() if agreement is not None else None)
+
+
+def _read(source: _Input, layout: Layout, chunk_size: int) -> Iterator[tuple[Any, list[Any]]]:
+    """The input's (ids, texts) chunks; only reading errors quarantine (a model's error stops the run)."""
+    chunks = source.reader.chunks(source.path, layout, chunk_size)
+    while True:
+        with _reading():
+            ids, texts = next(chunks, (None, None))
+        if texts is None:
+            return
+        yield ids, texts
 
 
 def _previous_manifest(source: _Input, sha256: str, versions: dict[str, str], shadow_versions: dict[str, str] | None) -> dict | None:

@@ -88,9 +88,17 @@ def registered_ensemble(tracking: Tracking, alias: str, cache: Path) -> tuple[st
     found = version_with_alias(tracking, name, alias)
     if found is None:
         return None
+    return f"{name}/{found.version}", _ensemble_json(tracking, found, cache)
+
+
+def ensemble_spec(tracking: Tracking, name: str, version: str, cache: Path) -> dict[str, Any]:
+    """The `ensemble.json` of one exact version of the registered ensemble, from the local cache."""
+    return _ensemble_json(tracking, model_version(tracking, name, version), cache)
+
+
+def _ensemble_json(tracking: Tracking, found: ModelVersion, cache: Path) -> dict[str, Any]:
     folder = cached_version(tracking, found, cache)
-    spec = json.loads((folder / artifact_path(folder, "ensemble")).read_text(encoding="utf-8"))
-    return f"{name}/{found.version}", spec
+    return json.loads((folder / artifact_path(folder, "ensemble")).read_text(encoding="utf-8"))
 
 
 def cached_version(tracking: Tracking, found: ModelVersion, cache: Path) -> Path:

@@ -20,7 +20,7 @@ from tasks.core.config import ScoringConfig, TrackingConfig, tracking_settings
 from tasks.core.errors import ReviewflowError
 from tasks.core.records import ModelsInUse
 from tasks.registry.versions import registered_name
-from tasks.scoring.model_cache import load_model_version, load_reference, load_registered_models, registered_ensemble
+from tasks.scoring.model_cache import ensemble_spec, load_model_version, load_reference, load_registered_models, registered_ensemble
 from tasks.scoring.rows import EnsembleScorer, ShadowScorers
 from tasks.tracking import Tracking, connect
 
@@ -87,7 +87,24 @@ def load_ensemble(tracking: Tracking, alias: str, versions: dict[str, str], cach
     found = registered_ensemble(tracking, alias, cache)
     if found is None:
         return None, {}
-    version, spec = found
+    return _ensemble(tracking, *found, versions, cache)
+
+
+def load_pinned(tracking: Tracking, versions: dict[str, str], cache: Path) -> tuple[dict[str, Any], EnsembleScorer | None]:
+    """The scorers and ensemble of these exact versions (`rnn` -> `reviewflow-rnn/3`, `ensemble` -> `reviewflow-ensemble/4`),
+    as `load_models` gave them for the aliases they held: what a Dask worker scores with."""
+    classifiers = {
+        model: load_model_version(tracking, *label.rsplit("/", 1), cache) for model, label in versions.items() if model != ENSEMBLE
+    }
+    ensemble, pinned_classifiers = (None, {})
+    if ENSEMBLE in versions:
+        label = versions[ENSEMBLE]
+        ensemble, pinned_classifiers = _ensemble(tracking, label, ensemble_spec(tracking, *label.rsplit("/", 1), cache), versions, cache)
+    share_encoding([*classifiers.values(), *pinned_classifiers.values()])
+    return {model: classifier.predict for model, classifier in classifiers.items()}, ensemble
+
+
+def _ensemble(tracking: Tracking, version: str, spec: dict[str, Any], versions: dict[str, str], cache: Path) -> tuple[EnsembleScorer, dict[str, Any]]:
     pinned = {member: f"{p['name']}/{p['version']}" for member, p in spec["members"].items()}
     own = {
         member: load_model_version(tracking, *label.split("/"), cache)
