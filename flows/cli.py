@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     bench_cmd.add_argument("--write", type=Path, metavar="FILE",
                            help="put the table between FILE's `<!-- results:bench -->` and `<!-- /results:bench -->`")
+    bench_cmd.add_argument("--section", default="bench", metavar="NAME",
+                           help="with --write: between `<!-- results:NAME -->` and `<!-- /results:NAME -->` instead")
     bench_cmd.add_argument("--table", nargs="+", metavar="RUN_ID",
                            help="instead, the table of these recorded bench runs (MLflow run ids; a benchmark in several: the last)")
     bench_cmd.add_argument("--profile", metavar="FLOW_RUN", nargs="?", const="latest",
@@ -194,7 +196,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from tasks.bench.run import bench, table
 
     if args.table:
-        print(table(args.table, args.write))
+        print(table(args.table, args.write, args.section))
         return 0
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
     if only == []:
@@ -203,7 +205,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ReviewflowError(f"--threads must be at least 1, not {args.threads}")
     _expected_errors_in_one_line()
     try:
-        bench(args.quick, only, args.json, args.write, threads=args.threads)
+        bench(args.quick, only, args.json, args.write, threads=args.threads, section=args.section)
     except (ReviewflowError, KeyboardInterrupt):
         raise
     except Exception:

@@ -43,8 +43,9 @@ from tasks.tracking.runs import finish_run, log_artifacts, log_metrics, start_pa
 
 log = logging.getLogger("reviewflow")
 
-BENCHMARKS = ("train_rnn", "train_birnn", "train_bigru", "train_bilstm", "efficiency", "parallel", "overhead", "score", "score_startup", "score_memory")
-NEEDS_MODELS = {"score", "score_startup", "score_memory"}  # they score with champions a training registered
+BENCHMARKS = ("train_rnn", "train_birnn", "train_bigru", "train_bilstm", "efficiency", "parallel", "overhead", "score", "score_startup", "score_memory",
+              "score_dask")
+NEEDS_MODELS = {"score", "score_startup", "score_memory", "score_dask"}  # they score with champions a training registered
 EXPERIMENT = "reviewflow-bench"
 HOST = "127.0.0.1"
 
@@ -61,17 +62,19 @@ class Sizes:
     notebook_score_rows: int  # one predict() per review and model is slow: fewer reviews, the same measure (reviews/s)
     startup_repeats: int  # whole `reviewflow score` commands, each side
     memory_rows: int
+    dask_rows: int  # score_dask's file
+    dask_repeats: int  # whole commands each way
 
 
-# About 40 minutes on 2 cores, and as long again for the 1,000,000-review file.
-FULL = Sizes(10_000, 4096, 1024, 3, 3, 1, 10_000, 100, 3, 1_000_000)
+# About 40 minutes on 2 cores, and as long again for each command over a 1,000,000-review file (score_memory, score_dask).
+FULL = Sizes(10_000, 4096, 1024, 3, 3, 1, 10_000, 100, 3, 1_000_000, 1_000_000, 1)
 # Under 15 minutes on 2 cores: 5,000 reviews for the flow-level ones (train and test), fewer repeats.
-QUICK = Sizes(2_500, 768, 512, 3, 1, 1, 2_000, 20, 2, 20_000)
+QUICK = Sizes(2_500, 768, 512, 3, 1, 1, 2_000, 20, 2, 20_000, 20_000, 2)
 
 
 def bench(
     quick: bool = False, only: list[str] | None = None, json_path: Path | None = None, write: Path | None = None, sizes: Sizes | None = None,
-    threads: int | None = None,
+    threads: int | None = None, section: str = "bench",
 ) -> dict[str, Any]:
     """Run the benchmarks (`only` some of them) at the full or quick sizes (or `sizes`); returns what --json writes.
     `threads` (default: every core) is what each side of the training benchmarks may use."""
@@ -81,7 +84,7 @@ def bench(
         raise ReviewflowError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
     names = [n for n in BENCHMARKS if n in names]
     sizes = sizes or (QUICK if quick else FULL)
-    existing = _target(write)  # a bad --write fails before minutes of work
+    existing = _target(write, section)  # a bad --write fails before minutes of work
     recorder = connect(_tracking_settings())
     started, measured = time.perf_counter(), git_commit(mark_dirty=True)  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
@@ -102,7 +105,7 @@ def bench(
     result["mlflow_run_id"] = record(recorder, result, markdown)
     if json_path:
         write_json(json_path, result)
-    _write_table(write, existing, markdown)
+    _write_table(write, existing, markdown, section)
     print(markdown)
     return result
 
@@ -111,18 +114,18 @@ def _tracking_settings() -> TrackingConfig:
     return tracking_settings(TrackingConfig()).model_copy(update={"experiment": EXPERIMENT})
 
 
-def _target(write: Path | None) -> str | None:
+def _target(write: Path | None, section: str) -> str | None:
     """The text of the file the table goes into, checked for its markers; None without one."""
     existing = _read(write) if write else None
     if existing is not None:
-        replace_between_markers(existing, "bench", "", str(write))
+        replace_between_markers(existing, section, "", str(write))
     return existing
 
 
-def _write_table(write: Path | None, existing: str | None, markdown: str) -> None:
+def _write_table(write: Path | None, existing: str | None, markdown: str, section: str) -> None:
     if existing is not None:
         with atomic_write(write) as file:
-            file.write(replace_between_markers(existing, "bench", markdown, str(write)).encode("utf-8"))
+            file.write(replace_between_markers(existing, section, markdown, str(write)).encode("utf-8"))
 
 
 def _read(path: Path) -> str:
@@ -194,6 +197,9 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
         if "score_memory" in names:
             step("score_memory")
             figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env)
+        if "score_dask" in names:
+            step("score_dask")
+            figures["score_dask"] = scoring_bench.score_dask(texts, sizes.dask_rows, work, env, sizes.dask_repeats)
     finally:
         if prefect is not None:
             prefect.stop()
@@ -289,16 +295,16 @@ def _run_line(result: dict[str, Any], number: int | None) -> str:
     )
 
 
-def table(run_ids: list[str], write: Path | None) -> str:
+def table(run_ids: list[str], write: Path | None, section: str = "bench") -> str:
     """The table of recorded bench runs (MLflow run ids in `reviewflow-bench`), printed and put into `write`."""
-    existing = _target(write)
+    existing = _target(write, section)
     settings = _tracking_settings()
     store = settings.tracking_uri.removeprefix("sqlite:///")
     if store != settings.tracking_uri and not Path(store).is_file():  # a read makes no new store
         raise ReviewflowError(f"no bench runs are recorded in {settings.tracking_uri} (`reviewflow bench` records them)")
     recorder = connect(settings)
     markdown = bench_markdown([recorded(recorder, run_id) for run_id in run_ids])
-    _write_table(write, existing, markdown)
+    _write_table(write, existing, markdown, section)
     return markdown
 
 

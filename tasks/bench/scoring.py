@@ -1,14 +1,15 @@
 """Scoring benchmarks: batch scoring vs the notebook's one-review `predict()`, start-up with the models
-already fetched vs the first time, and peak memory over a large file."""
+already fetched vs the first time, peak memory over a large file, and a Dask cluster against one process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -97,14 +98,14 @@ def score(tracking_uri: str, texts: list[str], rows: int, notebook_rows: int, wo
     return compared(*samples, "reviews/s", "higher", ">= 100", models=MODELS, reviews=rows, notebook_reviews=notebook_rows)
 
 
-def score_command(reviews: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "score", str(reviews), "--output", str(output), "--models", MODELS]
+def score_command(reviews: Path, output: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "score", str(reviews), "--output", str(output), "--models", MODELS, *options]
 
 
-def run_score_command(reviews: Path, output: Path, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+def run_score_command(reviews: Path, output: Path, env: dict[str, str], cwd: Path, *options: str) -> tuple[float, float]:
     """Wall seconds of one `reviewflow score` and the peak resident memory (MB) of its process tree."""
     started = time.perf_counter()
-    process = subprocess.Popen(score_command(reviews, output), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(score_command(reviews, output, *options), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0.0
     tree = psutil.Process(process.pid)
     while process.poll() is None:
@@ -150,3 +151,53 @@ def score_memory(texts: list[str], rows: int, work: Path, env: dict[str, str]) -
         shutil.rmtree(work / "memory", ignore_errors=True)
     return Figure("MB", peak, None, None, "lower", "<= 2500", {"ours": [peak]},
                   {"reviews": rows, "models": MODELS, "seconds": seconds, "reviews_per_second": rows / seconds})
+
+
+def score_dask(texts: list[str], rows: int, work: Path, env: dict[str, str], repeats: int, workers: int = 2) -> Figure:
+    """Reviews/s of `reviewflow score --dask` with a scheduler and `workers` one-thread workers (processes of their own,
+    as on other machines) against `reviewflow score` in one process, whole commands alternated; both write the same
+    bytes. The workers keep the models between commands, as a standing cluster does: each side is warmed up once."""
+    folder = work / "dask"
+    reviews, few = write_reviews(texts, rows, folder / "reviews.csv"), write_reviews(texts, 100, folder / "few.csv")
+    runs = iter(range(10**6))
+    with dask_cluster(folder, env, workers) as address:
+
+        def side(*options: str, file: Path = reviews) -> Callable[[], float]:
+            def measure() -> float:
+                output = folder / f"out-{next(runs)}"
+                seconds = run_score_command(file, output, env, work, *options)[0]
+                shutil.rmtree(output)
+                return rows / seconds
+
+            return measure
+
+        side("--dask", address, file=few)(), side(file=few)()  # the models into the workers and the model cache: not measured
+        samples = alternate(side("--dask", address), side(), repeats)
+    shutil.rmtree(folder, ignore_errors=True)
+    return compared(*samples, "reviews/s", "higher", "", reviews=rows, models=MODELS, workers=workers, cores=os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, env: dict[str, str], workers: int) -> Iterator[str]:
+    """`dask scheduler` and `workers` `dask worker --nthreads 1` processes on loopback; their address."""
+    from distributed import Client
+
+    from tasks.core.servers import free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    dask = str(Path(sys.executable).parent / "dask")
+    commands = [[dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"]]
+    commands += [[dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"]] * workers
+    folder.mkdir(parents=True, exist_ok=True)
+    processes = []
+    try:
+        for number, command in enumerate(commands):
+            with open(folder / f"dask-{number}.log", "wb") as log:
+                processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=300)
+        yield address
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,23 +77,22 @@ def cluster_chunks(chunks: Iterator[Chunk], cluster: ScoringCluster, max_chars: 
         log.info("scoring on the Dask cluster at %s: %d workers, %d threads", cluster.address, len(client.nthreads()), threads)
         in_flight: collections.deque = collections.deque()
 
-        def send(ids: Any, texts: list[Any], tries: int = 0) -> None:
-            future = client.submit(score_on_worker, cluster.models, texts, max_chars, pure=False)
-            in_flight.append((ids, texts, future, tries))
+        def submit(ids: Any, texts: list[Any], tries: int = 0) -> tuple:
+            return ids, texts, client.submit(score_on_worker, cluster.models, texts, max_chars, pure=False), tries
 
         for ids, texts in chunks:
-            send(ids, texts)
+            in_flight.append(submit(ids, texts))
             while len(in_flight) >= CHUNKS_PER_THREAD * threads:
-                yield from _first_done(in_flight, send, KilledWorker)
+                yield from _oldest_scored(in_flight, submit, KilledWorker)
         while in_flight:
-            yield from _first_done(in_flight, send, KilledWorker)
+            yield from _oldest_scored(in_flight, submit, KilledWorker)
     finally:
         client.close()
 
 
-def _first_done(in_flight: collections.deque, send, killed: type[Exception]) -> Iterator[Scored]:
-    """The oldest chunk's scores once its worker returns them; sent again (at the back) when that worker died.
-    Chunks sent again go out of input order, so they are held in place until they come back."""
+def _oldest_scored(in_flight: collections.deque, submit: Callable[..., tuple], killed: type[Exception]) -> Iterator[Scored]:
+    """The oldest chunk's scores once a worker returns them. When its worker died, it and every other chunk lost with
+    that worker are sent again, each keeping its place in the queue (nothing is yielded this time)."""
     ids, texts, future, tries = in_flight[0]
     try:
         frame, shadow_frame = future.result()
@@ -101,10 +100,9 @@ def _first_done(in_flight: collections.deque, send, killed: type[Exception]) -> 
         if tries >= LOST_WORKER_RETRIES:
             raise ReviewflowError(f"a chunk's Dask worker died {tries + 1} times: {one_line(exc)}") from None
         log.warning("a Dask worker died while scoring a chunk: scoring it again (%s)", one_line(exc))
-        in_flight.popleft()
-        # Put it back at the front, so it is still the next to write.
-        send(ids, texts, tries + 1)
-        in_flight.appendleft(in_flight.pop())
+        for place, (lost_ids, lost_texts, lost, lost_tries) in enumerate(in_flight):
+            if lost.status == "error" and isinstance(lost.exception(), killed):
+                in_flight[place] = submit(lost_ids, lost_texts, lost_tries + 1)
         return
     in_flight.popleft()
     yield ids, texts, frame, shadow_frame

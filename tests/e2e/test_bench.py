@@ -18,7 +18,7 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.e2e
 
 TINY = Sizes(reviews_per_split=600, train_rows=256, bilstm_rows=128, repeats=1, flow_repeats=1, epochs=1,
-             score_rows=300, notebook_score_rows=4, startup_repeats=1, memory_rows=2000)
+             score_rows=300, notebook_score_rows=4, startup_repeats=1, memory_rows=2000, dask_rows=300, dask_repeats=1)
 CHOSEN = ["train_rnn", "overhead", "score", "score_startup", "score_memory"]
 
 
@@ -93,11 +93,13 @@ def test_parallel_keeps_each_trainings_seconds_and_cpu_seconds_both_ways(bench_f
         (["--only", ","], "--only names no benchmark"),
         (["--write", "missing.md"], "cannot read missing.md"),
         (["--write", "plain.md"], "plain.md has no marker <!-- results:bench -->"),
+        (["--write", "bench-only.md", "--section", "dask"], "bench-only.md has no marker <!-- results:dask -->"),
         (["--threads", "0"], "--threads must be at least 1, not 0"),
     ],
 )
 def test_bad_bench_options_fail_in_one_line_before_any_work(workdir, args, message):
     (workdir / "plain.md").write_text("# no markers\n", encoding="utf-8")
+    (workdir / "bench-only.md").write_text("<!-- results:bench -->\n<!-- /results:bench -->\n", encoding="utf-8")
     result = run_cli(["bench", "--quick", *args], cwd=workdir, timeout=120)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()

@@ -57,10 +57,10 @@ def cluster(tmp_path_factory, mlflow_server):
 
 @pytest.fixture(scope="module")
 def reviews(smoke_training, shared_cache, tmp_path_factory):
-    """6,000 rows of real test reviews, with rows no model can score among them (their errors must match too)."""
+    """4,000 rows of real test reviews, with rows no model can score among them (their errors must match too)."""
     table = next(shared_cache.glob("reviews-*[0-9a-f].parquet"))
     texts = pd.read_parquet(table).query("split == 'test'")["text"].sample(1500, random_state=5).tolist()
-    frame = pd.DataFrame({"review_id": [f"r{i}" for i in range(6000)], "text": [texts[i % len(texts)] for i in range(6000)]})
+    frame = pd.DataFrame({"review_id": [f"r{i}" for i in range(4000)], "text": [texts[i % len(texts)] for i in range(4000)]})
     frame.loc[[7, 2500], "text"] = ["", "12345 !!!"]
     path = tmp_path_factory.mktemp("dask-reviews") / "reviews.csv"
     frame.to_csv(path, index=False)
