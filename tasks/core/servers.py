@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.errors import ReviewflowError
+
+log = logging.getLogger("reviewflow")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -258,6 +261,31 @@ def start_temporary_prefect_server(timeout: float) -> ManagedServer:
         "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
     }
     log_path = Path(PREFECT_HOME.value()) / "temporary-server.log"
-    server = ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env)
+    try:
+        return _healthy(ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env), timeout)
+    except ReviewflowError:
+        if not _lost_a_migration_race(log_path):
+            raise
+    # Two runs that start at once on a new PREFECT_HOME both migrate its SQLite database, and one loses:
+    # the database is complete now, so once more.
+    log.info("the temporary Prefect server lost a race to create its database with another run: starting it again")
+    try:
+        return _healthy(ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env), timeout)
+    except ReviewflowError as exc:
+        raise ReviewflowError(
+            f"{exc}; other runs are using the same database in PREFECT_HOME: for runs at once, start one Prefect server "
+            "(`reviewflow up`, on PostgreSQL for a team: servers.prefect_database_url) and set PREFECT_API_URL"
+        ) from None
+
+
+def _healthy(server: ManagedServer, timeout: float) -> ManagedServer:
     server.wait_healthy(timeout=timeout)
     return server
+
+
+def _lost_a_migration_race(log_path: Path) -> bool:
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return False
+    return "alembic" in text or "database is locked" in text

@@ -8,10 +8,13 @@ call of reviewflow, by concern: `runs` (logging), `recorded` (reading recorded r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -46,27 +49,45 @@ class Tracking(BaseModel):
 def connect(settings: TrackingConfig) -> Tracking:
     """Reach the tracking store (creating the embedded SQLite store if needed) and the experiment."""
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if uri.startswith(("http://", "https://")):
         check_server_answers(uri)
     tracking = Tracking(tracking_uri=uri, experiment_id="", registered_model_prefix=settings.registered_model_prefix)
-    client = tracking.client()
     try:
-        experiment = client.get_experiment_by_name(settings.experiment)
-        if experiment is None:
-            location = _artifact_location(uri, settings.artifact_location)
-            experiment_id = client.create_experiment(settings.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
-        else:
-            experiment_id = experiment.experiment_id
-            for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tag existed get it too
-                if experiment.tags.get(key) != value:
-                    client.set_experiment_tag(experiment_id, key, value)
+        with _creating(uri):
+            experiment = _experiment(tracking.client(), uri, settings)
     except (MlflowException, ReviewflowError) as exc:
         raise ReviewflowError(redacted(f"MLflow tracking at {uri} failed: {one_line(exc)}")) from None
     except OSError as exc:
         raise ReviewflowError(redacted(f"MLflow tracking at {uri} is unreachable: {one_line(exc)}")) from None
-    return tracking.model_copy(update={"experiment_id": experiment_id})
+    return tracking.model_copy(update={"experiment_id": experiment})
+
+
+@contextlib.contextmanager
+def _creating(uri: str) -> Iterator[None]:
+    """For the embedded SQLite store, one process at a time: two runs started at once in a new folder would
+    both create its tables, and one would fail (SQLite has no transactional schema changes across processes)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the OS releases it when a holder dies
+        yield
+
+
+def _experiment(client: MlflowClient, uri: str, settings: TrackingConfig) -> str:
+    """The experiment's id, created (or tagged) as needed."""
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        location = _artifact_location(uri, settings.artifact_location)
+        experiment_id = client.create_experiment(settings.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
+    else:
+        experiment_id = experiment.experiment_id
+        for key, value in EXPERIMENT_TAGS.items():  # experiments made before the tag existed get it too
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
 
 
 def check_server_answers(uri: str, attempts: int = 3, timeout: float = 5) -> None:

@@ -1,6 +1,7 @@
 """`reviewflow train` on the embedded defaults (SQLite MLflow, in-process Prefect), and its errors."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -11,22 +12,30 @@ from tests.helpers import run_cli
 pytestmark = pytest.mark.e2e
 
 
-def test_embedded_default_store_records_and_registers(workdir, imdb_archive, shared_cache):
-    result = run_cli(
-        ["train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}"],
-        env={"REVIEWFLOW_DATA": str(imdb_archive)},
-        cwd=workdir,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+def test_embedded_default_store_records_and_registers_two_trainings_at_once(workdir, imdb_archive, shared_cache):
+    """The README's main job, twice at once in one folder (a new PREFECT_HOME): the embedded SQLite stores take both."""
+    command = ["train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}"]
+    with ThreadPoolExecutor(2) as pool:
+        env = {"REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")}
+        runs = [pool.submit(run_cli, [*command, "--set", f"train.seed={seed}"], env, workdir) for seed in (42, 43)]
+        results = [run.result() for run in runs]
+    for result in results:
+        assert result.returncode == 0, result.stderr[-4000:]
     store = workdir / "data" / "mlflow"
     assert (store / "mlflow.db").is_file()
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("reviewflow").experiment_id])
-    assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags) == ["pretrain-word2vec", "rnn-100"]
-    assert str(client.get_model_version_by_alias("reviewflow-rnn", "champion").version) == "1"
+    children = sorted(r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert children == ["pretrain-word2vec", "pretrain-word2vec", "rnn-100", "rnn-100"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    models = {r.info.run_id for r in runs if r.info.run_name == "rnn-100"}
+    versions = client.search_model_versions("name='reviewflow-rnn'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"] and {v.run_id for v in versions} == models
+    champions = [str(v.version) for v in versions if "champion" in client.get_model_version("reviewflow-rnn", v.version).aliases]
+    assert champions == [str(client.get_model_version_by_alias("reviewflow-rnn", "champion").version)]
     # Artifacts live beside the database: the store `reviewflow up` serves.
-    assert list((store / "artifacts").rglob("roc_curve.png"))
+    assert len(list((store / "artifacts").rglob("roc_curve.png"))) == 2
 
 
 def _one_line_error(result) -> str:
