@@ -261,8 +261,14 @@ def start_temporary_prefect_server(timeout: float) -> ManagedServer:
         "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
     }
     log_path = Path(PREFECT_HOME.value()) / "temporary-server.log"
+
+    def started() -> ManagedServer:
+        server = ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env)
+        server.wait_healthy(timeout=timeout)
+        return server
+
     try:
-        return _healthy(ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env), timeout)
+        return started()
     except ReviewflowError:
         if not _lost_a_migration_race(log_path):
             raise
@@ -270,17 +276,12 @@ def start_temporary_prefect_server(timeout: float) -> ManagedServer:
     # the database is complete now, so once more.
     log.info("the temporary Prefect server lost a race to create its database with another run: starting it again")
     try:
-        return _healthy(ManagedServer("the temporary Prefect server", command, f"http://127.0.0.1:{port}", "/api/health", log_path, env=env), timeout)
+        return started()
     except ReviewflowError as exc:
         raise ReviewflowError(
             f"{exc}; other runs are using the same database in PREFECT_HOME: for runs at once, start one Prefect server "
             "(`reviewflow up`, on PostgreSQL for a team: servers.prefect_database_url) and set PREFECT_API_URL"
         ) from None
-
-
-def _healthy(server: ManagedServer, timeout: float) -> ManagedServer:
-    server.wait_healthy(timeout=timeout)
-    return server
 
 
 def _lost_a_migration_race(log_path: Path) -> bool:
