@@ -24,6 +24,7 @@ from models.architectures import BASELINE, RECURRENT, pretrain_run_name
 from tasks.core.caching import for_run
 from tasks.core.config import Config, Profile
 from tasks.core.errors import ReviewflowError, interrupted, one_line
+from tasks.core.files import new_folder
 from tasks.core.processes import available_cores, process_slots, start_process_server, stop_running, threads_per_training
 from tasks.core.records import Evaluation, Failure, PreparedData, TrainingJob, UnlabeledReviews
 from tasks.stages.baseline import train_baseline_task
@@ -62,10 +63,14 @@ def _flow_run_name() -> str:
 def train(config: Config | None = None, profile: Profile | None = None) -> list[dict]:
     """Train, evaluate and register the configured architectures; returns the comparison table."""
     config = resolve_config(config, profile)
-    run_name = f"{config.profile}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    # Absolute: kept results name these folders, and a later run may start somewhere else.
-    run_dir = config.output_dir.resolve() / run_name
-    tracking = open_training_run_task(config, run_name)
+    # Absolute: kept results name these folders, and a later run may start somewhere else. Its own: trainings started
+    # at once in one folder (two on one worker) must never write each other's models.
+    run_dir = new_folder(config.output_dir.resolve(), f"{config.profile}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    try:
+        tracking = open_training_run_task(config, run_dir.name)
+    except BaseException:
+        run_dir.rmdir()  # still empty: an unreachable tracking server leaves no folder behind
+        raise
     try:
         table = for_run(ingest_task, config)(config.data)
         report_dir = run_dir / "validation"

@@ -9,6 +9,7 @@ temporary file, so writers clean up the stale ones of dead processes in folders 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -49,6 +50,17 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    """`parent/name`, made now; `name-2`, `name-3`, ... when another process made it first (two runs started in one second)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        folder = parent / (name if number == 1 else f"{name}-{number}")
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            return folder
+    raise AssertionError("unreachable")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.files import atomic_write, remove_stale_temporaries, temporary_sibling, write_json
+from tasks.core.files import atomic_write, new_folder, remove_stale_temporaries, temporary_sibling, write_json
 from tasks.core.formats import FORMATS, FormatError, format_of, split_name
 from tasks.scoring.safety import free_name
 
@@ -95,3 +95,9 @@ def test_free_name_counts_up_and_keeps_a_compound_suffix_whole(tmp_path: Path) -
     assert free_name(tmp_path / "r.csv.gz") == tmp_path / "r-1.csv.gz"
     (tmp_path / "notes").write_text("")
     assert free_name(tmp_path / "notes") == tmp_path / "notes-1"
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:
+    folders = [new_folder(tmp_path / "runs", "smoke-20261204-130059") for _ in range(3)]
+    assert [f.name for f in folders] == ["smoke-20261204-130059", "smoke-20261204-130059-2", "smoke-20261204-130059-3"]
+    assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
