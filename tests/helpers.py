@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# For tests whose subject is the orchestration (reuse, signals, concurrency), not the models: a quarter of smoke's
+# reviews (its vocabulary, epochs and unlabeled sample unchanged), so each training costs seconds, not minutes.
+FEW_REVIEWS = ["--set", "data.reviews_per_split=500"]
+
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 900):
     """Run the installed `reviewflow` command as a user would; returns the CompletedProcess."""

@@ -1,6 +1,6 @@
 """Completed work is reused: reruns in one folder train only what is not trained yet.
 
-One sequence of `reviewflow train --profile smoke` runs in the same folder, PREFECT_HOME and
+One sequence of `reviewflow train --profile smoke` runs (on 500 reviews per split) in the same folder, PREFECT_HOME and
 embedded MLflow store (each run starts its own temporary Prefect server):
 1. only rnn and birnn (as if the run had stopped after two models);
 2. all five (the four and the baseline), with a registered-model prefix the registry refuses:
@@ -18,7 +18,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import pretrain_run, run_cli, smoke_runs_since
+from tests.helpers import FEW_REVIEWS, pretrain_run, run_cli, smoke_runs_since
 
 pytestmark = pytest.mark.e2e
 REUSED_TAG = "reviewflow.reused_from_run"
@@ -44,7 +44,7 @@ def reruns(tmp_path_factory, imdb_archive, imdb_unlabeled, shared_cache):
     workdir = tmp_path_factory.mktemp("reuse")
     uri = f"sqlite:///{workdir / 'data' / 'mlflow' / 'mlflow.db'}"
     env = {"REVIEWFLOW_DATA": str(imdb_archive), "REVIEWFLOW_UNLABELED": str(imdb_unlabeled), "PREFECT_HOME": str(workdir / "prefect-home")}
-    base = ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}"]
+    base = ["train", "--profile", "smoke", "--set", f"data.cache_dir={shared_cache}", *FEW_REVIEWS]
     runs: list[Run] = []
 
     def train(*args: str) -> Run:

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli
+from tests.helpers import FEW_REVIEWS, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def test_embedded_default_store_records_and_registers_two_trainings_at_once(workdir, imdb_archive, shared_cache):
     """The README's main job, twice at once in one folder (a new PREFECT_HOME): the embedded SQLite stores take both."""
-    command = ["train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}"]
+    command = ["train", "--profile", "smoke", "--set", "train.architectures=rnn", "--set", f"data.cache_dir={shared_cache}", *FEW_REVIEWS]
     with ThreadPoolExecutor(2) as pool:
         env = {"REVIEWFLOW_DATA": str(imdb_archive), "PREFECT_HOME": str(workdir / "prefect-home")}
         runs = [pool.submit(run_cli, [*command, "--set", f"train.seed={seed}"], env, workdir) for seed in (42, 43)]
@@ -110,6 +110,7 @@ def test_training_on_an_existing_dask_cluster(workdir, imdb_archive, shared_cach
                 "--set", "train.task_runner=dask",
                 "--set", f"train.dask_address={cluster.scheduler_address}",
                 "--set", f"data.cache_dir={shared_cache}",
+                *FEW_REVIEWS,
             ],
             env={"REVIEWFLOW_DATA": str(imdb_archive)},
             cwd=workdir,
@@ -153,7 +154,7 @@ def test_sigterm_at_any_moment_leaves_no_run_running_or_finished(workdir, imdb_a
     from pathlib import Path
 
     command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
-               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}"]
+               "--set", "train.architectures=rnn,birnn", "--set", f"data.cache_dir={shared_cache}", *FEW_REVIEWS]
     log = workdir / "train.log"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
     with log.open("w") as out:
@@ -188,7 +189,7 @@ def test_a_training_killed_like_the_oom_killer_fails_alone_and_the_others_regist
     from pathlib import Path
 
     command = [str(Path(sys.executable).parent / "reviewflow"), "train", "--profile", "smoke",
-               "--set", "train.architectures=rnn,bilstm", "--set", f"data.cache_dir={shared_cache}"]
+               "--set", "train.architectures=rnn,bilstm", "--set", f"data.cache_dir={shared_cache}", *FEW_REVIEWS]
     log = workdir / "train.log"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
     with log.open("w") as out:
