@@ -1,11 +1,17 @@
 """Shared fixtures: the real dataset, a private working folder per test."""
 
 import os
+import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
 
 import pytest
+
+# `make test` runs the suite on two pytest-xdist workers. Each gets a PREFECT_HOME of its own (before anything reads
+# it), so the commands it starts never share a temporary Prefect server's database with the other's.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"prefect-home-{os.environ['PYTEST_XDIST_WORKER']}-")
 
 from tests.helpers import run_cli, smoke_runs_since
 
