@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 # For tests whose subject is the orchestration (reuse, signals, concurrency), not the models: a quarter of smoke's
-# reviews (its vocabulary, epochs and unlabeled sample unchanged), so each training costs seconds, not minutes.
+# reviews (its vocabulary, epochs and unlabeled sample unchanged). It saves little (a smoke training's time is mostly
+# processes, servers and imports starting), and what these tests check does not need more data.
 FEW_REVIEWS = ["--set", "data.reviews_per_split=500"]
 
 
