@@ -48,7 +48,7 @@ lint: setup
 # Two workers, each taking whole test files (their module fixtures: one server, one training): much of an end-to-end
 # test is waiting on servers and processes, so two at once finish the suite sooner on two cores than one after another.
 test: setup browser postgres
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 # The tests that start no server (no MLflow, Prefect or browser): code, data and model tests.
 test-fast: setup

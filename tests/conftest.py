@@ -15,6 +15,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 from tests.helpers import run_cli, smoke_runs_since
 
+# The session fixtures that cost a training each: the files that use one run on one worker, which builds it once.
+# Every other file is a group of its own, so a module's fixtures still start their servers and trainings once.
+ONE_WORKER_FOR = ("served_training", "smoke_training")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMDB_ARCHIVE = Path(
     os.environ.get("REVIEWFLOW_TEST_ARCHIVE", REPO_ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz")
@@ -23,6 +27,20 @@ IMDB_ARCHIVE = Path(
 IMDB_UNLABELED = Path(
     os.environ.get("REVIEWFLOW_TEST_UNLABELED", REPO_ROOT.parent / "shared" / "data" / "aclImdb_v1_unsup.tar.gz")
 )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (`make test` runs it with --dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    group: dict[str, str] = {}
+    for item in items:
+        for name in ONE_WORKER_FOR:
+            if name in getattr(item, "fixturenames", ()):
+                group.setdefault(module(item), name)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group.get(module(item), module(item))))
 
 
 def unlabeled_env() -> dict[str, str]:
@@ -53,6 +71,25 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("REVIEWFLOW_DATA", "REVIEWFLOW_UNLABELED", "MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def mlflow_at(monkeypatch: pytest.MonkeyPatch):
+    """Point MLflow's fluent calls (`mlflow.pyfunc.load_model("models:/...")`) at one tracking server for this test.
+
+    They read process-wide URIs, which any flow an earlier test ran in this process set to its own store (and which
+    outrank MLFLOW_TRACKING_URI): setting the variable alone loads from whichever store came last."""
+    import mlflow
+
+    def point(uri: str) -> None:
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            monkeypatch.setenv(name, uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+
+    yield point
+    mlflow.set_tracking_uri(None)  # then monkeypatch puts the variables back
+    mlflow.set_registry_uri(None)
 
 
 @pytest.fixture(scope="session")

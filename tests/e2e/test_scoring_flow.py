@@ -82,10 +82,10 @@ def test_manifests_name_the_champion_versions(scored, smoke_training, mlflow_ser
         assert recorded["prob_ensemble"]["model"] == champions[ENSEMBLE]
 
 
-def test_scores_equal_the_registered_pyfunc_on_the_same_texts(scored, review_files, mlflow_server, monkeypatch):
+def test_scores_equal_the_registered_pyfunc_on_the_same_texts(scored, review_files, mlflow_server, mlflow_at):
     output, _, _ = scored
     _, test = review_files
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow_at(mlflow_server)
     texts = test.iloc[:40]["text"].tolist()
     frame = _read(output / "batch one.scored.csv")
     for architecture in ARCHITECTURES:

@@ -87,7 +87,7 @@ def test_each_architecture_is_registered_as_champion(smoke_training):
         assert version.run_id == run_ids[architecture]
 
 
-def test_the_baseline_trains_on_the_same_split_and_registers_as_arrays(smoke_training, mlflow_server, monkeypatch, tmp_path):
+def test_the_baseline_trains_on_the_same_split_and_registers_as_arrays(smoke_training, mlflow_server, mlflow_at, tmp_path):
     import mlflow
 
     _, client, _, children, workdir = smoke_training
@@ -97,7 +97,7 @@ def test_the_baseline_trains_on_the_same_split_and_registers_as_arrays(smoke_tra
     assert run.data.params["validation_rows"] == rnn.data.params["validation_rows"] == "200"
     assert {"ngram_range", "min_df", "max_features", "sublinear_tf", "C", "max_iter", "tokenizer"} <= set(run.data.params)
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "features"} <= set(run.data.metrics)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow_at(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/reviewflow-baseline@champion")
     scores = np.asarray(model.predict(pd.DataFrame({"text": TEXTS}))).reshape(-1)
     trained = BaselineClassifier.load(next((workdir / "runs").glob("*/models/baseline-tfidf")))
@@ -109,7 +109,7 @@ def test_the_baseline_trains_on_the_same_split_and_registers_as_arrays(smoke_tra
     assert "scikit-learn" in requirements and "tensorflow" not in requirements
 
 
-def test_the_ensemble_is_pinned_to_the_member_versions_of_its_run(smoke_training, mlflow_server, monkeypatch):
+def test_the_ensemble_is_pinned_to_the_member_versions_of_its_run(smoke_training, mlflow_server, mlflow_at):
     import mlflow
 
     from models.ensemble import Stacker
@@ -123,7 +123,7 @@ def test_the_ensemble_is_pinned_to_the_member_versions_of_its_run(smoke_training
         f"member.{a}": f"reviewflow-{a}/{v.version}" for a, v in members.items()
     }
     weights = {a: run.data.metrics[f"weight_{a}"] for a in ARCHITECTURES}
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow_at(mlflow_server)
     ensemble = mlflow.pyfunc.load_model("models:/reviewflow-ensemble@champion")
     scores = np.asarray(ensemble.predict(pd.DataFrame({"text": TEXTS}))).reshape(-1)
     member_scores = {
@@ -134,11 +134,11 @@ def test_the_ensemble_is_pinned_to_the_member_versions_of_its_run(smoke_training
     assert np.abs(scores - stacker.predict(member_scores)).max() < 1e-6
 
 
-def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_training, mlflow_server, monkeypatch):
+def test_registered_bilstm_scores_raw_text_as_evaluation_did(smoke_training, mlflow_server, mlflow_at):
     import mlflow
 
     *_, workdir = smoke_training
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow_at(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/reviewflow-bilstm@champion")
     scores = np.asarray(model.predict(pd.DataFrame({"text": TEXTS}))).reshape(-1)
     assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
