@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--only", metavar="NAME,...", help="run only these benchmarks (default: all)")
     bench_cmd.add_argument("--threads", type=int, metavar="N",
                            help="threads for each side of train_* and efficiency (default: every core)")
+    bench_cmd.add_argument("--models", metavar="NAME,...", help="the champions the scoring benchmarks score with (default: the four recurrent)")
     bench_cmd.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
     bench_cmd.add_argument("--write", type=Path, metavar="FILE",
                            help="put the table between FILE's `<!-- results:bench -->` and `<!-- /results:bench -->`")
@@ -205,7 +206,10 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ReviewflowError(f"--threads must be at least 1, not {args.threads}")
     _expected_errors_in_one_line()
     try:
-        bench(args.quick, only, args.json, args.write, threads=args.threads, section=args.section)
+        models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models is not None else None
+        if models == []:
+            raise ReviewflowError("--models names no model")
+        bench(args.quick, only, args.json, args.write, threads=args.threads, section=args.section, models=models)
     except (ReviewflowError, KeyboardInterrupt):
         raise
     except Exception:

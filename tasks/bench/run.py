@@ -74,14 +74,19 @@ QUICK = Sizes(2_500, 768, 512, 3, 1, 1, 2_000, 20, 2, 20_000, 20_000, 2)
 
 def bench(
     quick: bool = False, only: list[str] | None = None, json_path: Path | None = None, write: Path | None = None, sizes: Sizes | None = None,
-    threads: int | None = None, section: str = "bench",
+    threads: int | None = None, section: str = "bench", models: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmarks (`only` some of them) at the full or quick sizes (or `sizes`); returns what --json writes.
-    `threads` (default: every core) is what each side of the training benchmarks may use."""
+    `threads` (default: every core) is what each side of the training benchmarks may use; `models` (default: the
+    four recurrent champions), what the scoring benchmarks score with."""
     names = list(only or BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ReviewflowError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
+    architectures = tuple(models or scoring_bench.MODELS)
+    strangers = [m for m in architectures if m not in RECURRENT]
+    if strangers or not architectures:
+        raise ReviewflowError(f"--models names {', '.join(strangers) or 'no model'}, not a recurrent model (choose from {', '.join(RECURRENT)})")
     names = [n for n in BENCHMARKS if n in names]
     sizes = sizes or (QUICK if quick else FULL)
     existing = _target(write, section)  # a bad --write fails before minutes of work
@@ -89,12 +94,13 @@ def bench(
     started, measured = time.perf_counter(), git_commit(mark_dirty=True)  # the code measured, whatever the checkout holds by the end
     work = Path(tempfile.mkdtemp(prefix="reviewflow-bench-"))
     try:
-        figures = run_benchmarks(names, sizes, work, threads)
+        figures = run_benchmarks(names, sizes, work, threads, architectures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "quick": quick,
         "threads": threads,
+        "models": list(architectures),
         "commit": measured,
         "machine": machine(),
         "seconds": time.perf_counter() - started,
@@ -135,7 +141,8 @@ def _read(path: Path) -> str:
         raise ReviewflowError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def run_benchmarks(names: list[str], sizes: Sizes, work: Path, threads: int | None = None) -> dict[str, Figure]:
+def run_benchmarks(names: list[str], sizes: Sizes, work: Path, threads: int | None = None,
+                   architectures: tuple[str, ...] = scoring_bench.MODELS) -> dict[str, Figure]:
     from tasks.stages.ingest import ingest_reviews
     from tasks.stages.prepare import prepare_sequences
 
@@ -164,11 +171,12 @@ def run_benchmarks(names: list[str], sizes: Sizes, work: Path, threads: int | No
         step("parallel")
         figures["parallel"] = training_bench.parallel(prepared, config.train, list(RECURRENT), cores, sizes.flow_repeats)
     if "overhead" in names or NEEDS_MODELS & set(names):
-        figures.update(_with_servers(names, sizes, work, data, table.path))
+        figures.update(_with_servers(names, sizes, work, data, table.path, architectures))
     return figures
 
 
-def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, Any], table_path: Path) -> dict[str, Figure]:
+def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, Any], table_path: Path,
+                  architectures: tuple[str, ...]) -> dict[str, Figure]:
     """The benchmarks that need a tracking server and a Prefect server (started here, stopped after)."""
     figures: dict[str, Figure] = {}
     mlflow_server = start_mlflow_server(work / "mlflow", HOST, free_port())
@@ -190,16 +198,17 @@ def _with_servers(names: list[str], sizes: Sizes, work: Path, data: dict[str, An
         if "score" in names:
             step("score")
             figures["score"] = scoring_bench.score(mlflow_server.url, texts, sizes.score_rows, sizes.notebook_score_rows, work, sizes.repeats,
-                                                   os.cpu_count() or 1)
+                                                   os.cpu_count() or 1, architectures)
         if "score_startup" in names:
             step("score_startup")
-            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.startup_repeats)
+            figures["score_startup"] = scoring_bench.score_startup(texts, work, env, work / ScoringConfig().model_cache, sizes.startup_repeats,
+                                                                   architectures)
         if "score_memory" in names:
             step("score_memory")
-            figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env)
+            figures["score_memory"] = scoring_bench.score_memory(texts, sizes.memory_rows, work, env, architectures)
         if "score_dask" in names:
             step("score_dask")
-            figures["score_dask"] = scoring_bench.score_dask(texts, sizes.dask_rows, work, env, sizes.dask_repeats)
+            figures["score_dask"] = scoring_bench.score_dask(texts, sizes.dask_rows, work, env, sizes.dask_repeats, architectures)
     finally:
         if prefect is not None:
             prefect.stop()
@@ -287,6 +296,7 @@ def _run_line(result: dict[str, Any], number: int | None) -> str:
     names = list(result["benchmarks"])
     only = "" if names == list(BENCHMARKS) else f" --only {','.join(names)}"
     only += f" --threads {result['threads']}" if result.get("threads") else ""
+    only += f" --models {','.join(result['models'])}" if result.get("models", list(RECURRENT)) != list(RECURRENT) else ""
     recorded = f", MLflow run `{result['mlflow_run_id']}`" if result.get("mlflow_run_id") else ""
     return (
         f"{f'Run {number}: ' if number else ''}`reviewflow bench{' --quick' if result['quick'] else ''}{only}` "

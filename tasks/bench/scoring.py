@@ -18,7 +18,7 @@ import psutil
 from models.architectures import RECURRENT
 from tasks.bench.sides import Figure, Side, alternate, compared
 
-MODELS = ",".join(RECURRENT)
+MODELS = tuple(RECURRENT)  # the champions the scoring benchmarks score with, unless told fewer
 MEMORY_POLL_S = 0.1
 
 
@@ -34,8 +34,8 @@ def write_reviews(texts: list[str], rows: int, path: Path) -> Path:
     return path
 
 
-def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int) -> Callable[[], float]:
-    """The scoring flow's own steps (read a file, score every chunk with the four champions, write the scored
+def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int, architectures: tuple[str, ...]) -> Callable[[], float]:
+    """The scoring flow's own steps (read a file, score every chunk with the champions, write the scored
     file and its manifest) with the models loaded once, as a served deployment keeps them; reviews/s."""
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from tasks.core.config import ScoringConfig, TrackingConfig
@@ -44,7 +44,7 @@ def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int)
     from tasks.scoring.registered import load_models
 
     limit_threads(threads)
-    models = load_models(list(RECURRENT), "champion", TrackingConfig())
+    models = load_models(list(architectures), "champion", TrackingConfig())
     rows = sum(1 for _ in reviews.open(encoding="utf-8")) - 1
     chunk_size = ScoringConfig().chunk_size
     runs = iter(range(10**6))
@@ -62,8 +62,8 @@ def pipeline_scoring(tracking_uri: str, reviews: Path, work: Path, threads: int)
     return measure
 
 
-def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Callable[[], float]:
-    """The notebook's `predict()`: one review at a time through each of the same four champions; reviews/s."""
+def notebook_scoring(tracking_uri: str, texts: list[str], threads: int, architectures: tuple[str, ...]) -> Callable[[], float]:
+    """The notebook's `predict()`: one review at a time through each of the same champions; reviews/s."""
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     import mlflow
 
@@ -77,7 +77,7 @@ def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Calla
     tracking = connect(tracking_settings(TrackingConfig()))
     classifiers = [
         mlflow.pyfunc.load_model(f"models:/{registered_name(tracking, arch)}@champion").unwrap_python_model().classifier
-        for arch in RECURRENT
+        for arch in architectures
     ]
     models = [(c.model, c.seq_len) for c in classifiers]
     predict_one_at_a_time(models, classifiers[0].vocabulary, texts[:2])  # warm up
@@ -90,22 +90,23 @@ def notebook_scoring(tracking_uri: str, texts: list[str], threads: int) -> Calla
     return measure
 
 
-def score(tracking_uri: str, texts: list[str], rows: int, notebook_rows: int, work: Path, repeats: int, threads: int) -> Figure:
+def score(tracking_uri: str, texts: list[str], rows: int, notebook_rows: int, work: Path, repeats: int, threads: int,
+          architectures: tuple[str, ...] = MODELS) -> Figure:
     reviews = write_reviews(texts, rows, work / "score" / "reviews.csv")
-    with Side("ours-score", pipeline_scoring, tracking_uri, reviews, work / "score", threads) as ours, \
-            Side("notebook-score", notebook_scoring, tracking_uri, texts[:notebook_rows], threads) as notebook:
+    with Side("ours-score", pipeline_scoring, tracking_uri, reviews, work / "score", threads, architectures) as ours, \
+            Side("notebook-score", notebook_scoring, tracking_uri, texts[:notebook_rows], threads, architectures) as notebook:
         samples = alternate(ours.measure, notebook.measure, repeats)
-    return compared(*samples, "reviews/s", "higher", ">= 100", models=MODELS, reviews=rows, notebook_reviews=notebook_rows)
+    return compared(*samples, "reviews/s", "higher", ">= 100", models=",".join(architectures), reviews=rows, notebook_reviews=notebook_rows)
 
 
-def score_command(reviews: Path, output: Path, *options: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "score", str(reviews), "--output", str(output), "--models", MODELS, *options]
+def score_command(reviews: Path, output: Path, architectures: tuple[str, ...], *options: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "score", str(reviews), "--output", str(output), "--models", ",".join(architectures), *options]
 
 
-def run_score_command(reviews: Path, output: Path, env: dict[str, str], cwd: Path, *options: str) -> tuple[float, float]:
+def run_score_command(reviews: Path, output: Path, env: dict[str, str], cwd: Path, architectures: tuple[str, ...], *options: str) -> tuple[float, float]:
     """Wall seconds of one `reviewflow score` and the peak resident memory (MB) of its process tree."""
     started = time.perf_counter()
-    process = subprocess.Popen(score_command(reviews, output, *options), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(score_command(reviews, output, architectures, *options), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0.0
     tree = psutil.Process(process.pid)
     while process.poll() is None:
@@ -122,7 +123,8 @@ def run_score_command(reviews: Path, output: Path, env: dict[str, str], cwd: Pat
     return seconds, peak
 
 
-def score_startup(texts: list[str], work: Path, env: dict[str, str], model_cache: Path, repeats: int) -> Figure:
+def score_startup(texts: list[str], work: Path, env: dict[str, str], model_cache: Path, repeats: int,
+                  architectures: tuple[str, ...] = MODELS) -> Figure:
     """Seconds from `reviewflow score`'s start to its first scored row, measured as the whole command over a
     one-review file: with the champions already fetched (a scheduled run) vs the first time (cache emptied)."""
     one = write_reviews(texts, 1, work / "startup" / "one.csv")
@@ -130,7 +132,7 @@ def score_startup(texts: list[str], work: Path, env: dict[str, str], model_cache
 
     def timed() -> float:
         output = work / "startup" / f"out-{next(runs)}"
-        seconds = run_score_command(one, output, env, work)[0]
+        seconds = run_score_command(one, output, env, work, architectures)[0]
         shutil.rmtree(output, ignore_errors=True)
         return seconds
 
@@ -140,20 +142,21 @@ def score_startup(texts: list[str], work: Path, env: dict[str, str], model_cache
 
     timed()  # fetch the champions once
     samples = alternate(timed, first_time, repeats)
-    return compared(*samples, "s", "lower", "", reviews=1, models=MODELS)
+    return compared(*samples, "s", "lower", "", reviews=1, models=",".join(architectures))
 
 
-def score_memory(texts: list[str], rows: int, work: Path, env: dict[str, str]) -> Figure:
+def score_memory(texts: list[str], rows: int, work: Path, env: dict[str, str], architectures: tuple[str, ...] = MODELS) -> Figure:
     reviews = write_reviews(texts, rows, work / "memory" / "reviews.csv")
     try:
-        seconds, peak = run_score_command(reviews, work / "memory" / "out", env, work)
+        seconds, peak = run_score_command(reviews, work / "memory" / "out", env, work, architectures)
     finally:
         shutil.rmtree(work / "memory", ignore_errors=True)
     return Figure("MB", peak, None, None, "lower", "<= 2500", {"ours": [peak]},
-                  {"reviews": rows, "models": MODELS, "seconds": seconds, "reviews_per_second": rows / seconds})
+                  {"reviews": rows, "models": ",".join(architectures), "seconds": seconds, "reviews_per_second": rows / seconds})
 
 
-def score_dask(texts: list[str], rows: int, work: Path, env: dict[str, str], repeats: int, workers: int = 2) -> Figure:
+def score_dask(texts: list[str], rows: int, work: Path, env: dict[str, str], repeats: int, architectures: tuple[str, ...] = MODELS,
+               workers: int = 2) -> Figure:
     """Reviews/s of `reviewflow score --dask` with a scheduler and `workers` one-thread workers (processes of their own,
     as on other machines) against `reviewflow score` in one process, whole commands alternated; both write the same
     bytes. The workers keep the models between commands, as a standing cluster does: each side is warmed up once."""
@@ -165,7 +168,7 @@ def score_dask(texts: list[str], rows: int, work: Path, env: dict[str, str], rep
         def side(*options: str, file: Path = reviews) -> Callable[[], float]:
             def measure() -> float:
                 output = folder / f"out-{next(runs)}"
-                seconds = run_score_command(file, output, env, work, *options)[0]
+                seconds = run_score_command(file, output, env, work, architectures, *options)[0]
                 shutil.rmtree(output)
                 return rows / seconds
 
@@ -174,7 +177,7 @@ def score_dask(texts: list[str], rows: int, work: Path, env: dict[str, str], rep
         side("--dask", address, file=few)(), side(file=few)()  # the models into the workers and the model cache: not measured
         samples = alternate(side("--dask", address), side(), repeats)
     shutil.rmtree(folder, ignore_errors=True)
-    return compared(*samples, "reviews/s", "higher", "", reviews=rows, models=MODELS, workers=workers, cores=os.cpu_count() or 1)
+    return compared(*samples, "reviews/s", "higher", "", reviews=rows, models=",".join(architectures), workers=workers, cores=os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

@@ -44,6 +44,13 @@ def test_a_run_with_its_own_thread_count_says_so_in_its_command():
     assert "`reviewflow bench --only train_birnn --threads 1` (full sizes)" in bench_markdown([run])
 
 
+def test_a_run_scoring_with_fewer_champions_says_which_in_its_command():
+    run = result("a" * 40, {"score_dask": 900.0}) | {"models": ["rnn", "bigru"]}
+    assert "`reviewflow bench --only score_dask --models rnn,bigru` (full sizes)" in bench_markdown([run])
+    every = result("a" * 40, {"score_dask": 200.0}) | {"models": ["rnn", "birnn", "bigru", "bilstm"]}
+    assert "--models" not in bench_markdown([every])
+
+
 def test_parallel_says_what_each_training_took_both_ways_as_medians():
     run = result("a" * 40, {"parallel": 0.75})
     run["benchmarks"]["parallel"]["details"]["fit_seconds"] = {

@@ -95,6 +95,8 @@ def test_parallel_keeps_each_trainings_seconds_and_cpu_seconds_both_ways(bench_f
         (["--write", "plain.md"], "plain.md has no marker <!-- results:bench -->"),
         (["--write", "bench-only.md", "--section", "dask"], "bench-only.md has no marker <!-- results:dask -->"),
         (["--threads", "0"], "--threads must be at least 1, not 0"),
+        (["--models", "rnn,baseline"], "--models names baseline, not a recurrent model (choose from rnn, birnn, bigru, bilstm)"),
+        (["--models", ","], "--models names no model"),
     ],
 )
 def test_bad_bench_options_fail_in_one_line_before_any_work(workdir, args, message):
