@@ -59,6 +59,14 @@ def embedding_matrix(words: list[str], vectors: KeyedVectors, seed: int) -> tupl
     return matrix, covered / max(len(words), 1)
 
 
+def rescaled(matrix: np.ndarray) -> np.ndarray:
+    """The embedding matrix scaled as a whole so its standard deviation is Keras's initialiser's (uniform in
+    +-UNCOVERED_SCALE): each row keeps its direction, and the rows keep their relative lengths."""
+    target = UNCOVERED_SCALE / np.sqrt(3.0)
+    spread = float(np.delete(matrix, PAD_ID, axis=0).std())  # the zeros of padding are no spread
+    return matrix if spread == 0.0 else (matrix * (target / spread)).astype(matrix.dtype)
+
+
 def nearest_words(vectors: KeyedVectors, probes: Sequence[str], count: int = 5) -> dict[str, list[tuple[str, float]]]:
     """Each probe word's `count` nearest words by cosine similarity; an empty list for a word the vectors lack."""
     return {probe: vectors.most_similar(probe, topn=count) if probe in vectors.key_to_index else [] for probe in probes}

@@ -155,6 +155,11 @@ class TrainConfig(Section):
         description="start the embedding from the pretrain stage's word vectors (trained on as the other weights), "
         "or from Keras's random initialiser",
     )
+    embedding_scale: Literal["learned", "initialiser"] = Field(
+        "learned",
+        description="with pretrained: the vectors at their own scale, or rescaled (directions kept) to the spread of "
+        "Keras's initialiser (uniform in +-0.05)",
+    )
     units: int = Field(64, ge=1)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)

@@ -18,6 +18,7 @@ from models.batching import batch_count
 from models.optimizers import FusedAdam
 from models.sentiment import SentimentClassifier, training_dataset
 from models.text import Vocabulary
+from models.word_vectors import rescaled
 from tasks.core.caching import cache_key, reused, store_identity
 from tasks.core.config import Config, TrainConfig
 from tasks.core.errors import ReviewflowError
@@ -95,6 +96,8 @@ def train_architecture(
     when the run trains several seeds)."""
     architecture, seq_len, settings, name = job.architecture, job.seq_len, job.settings, job.name
     embedding = np.load(vectors.embedding_path) if vectors else None
+    if embedding is not None and settings.embedding_scale == "initialiser":
+        embedding = rescaled(embedding)
     if embedding is not None and embedding.shape[1] != settings.embedding_dim:
         raise ReviewflowError(
             f"{name}: its embedding_dim {settings.embedding_dim} differs from the pretrained vectors' {embedding.shape[1]} "

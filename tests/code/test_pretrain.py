@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from models.text import PAD_ID, UNKNOWN_ID, Vocabulary
-from models.word_vectors import UNCOVERED_SCALE, embedding_matrix, learn_word_vectors, nearest_words
+from models.word_vectors import UNCOVERED_SCALE, embedding_matrix, learn_word_vectors, nearest_words, rescaled
 from tasks.core.config import PretrainConfig, TrackingConfig
 from tasks.core.records import PreparedData, UnlabeledReviews
 from tasks.stages.pretrain import neighbours_table, pretrain_vectors
@@ -62,6 +62,16 @@ def test_embedding_matrix_rows_follow_the_vocabulary_ids(vectors) -> None:
     assert np.abs(matrix[5]).max() <= UNCOVERED_SCALE and matrix[5].any()  # not covered: small random
     assert coverage == 3 / 4
     assert np.array_equal(embedding_matrix(words, vectors, seed=3)[0], matrix)
+
+
+def test_rescaled_vectors_have_the_initialisers_spread_and_keep_their_directions(vectors) -> None:
+    matrix = embedding_matrix(["the", "cat", "car", "dog", "truck"], vectors, seed=3)[0]
+    scaled = rescaled(matrix)
+    assert np.delete(scaled, PAD_ID, axis=0).std() == pytest.approx(UNCOVERED_SCALE / np.sqrt(3), rel=1e-4)
+    assert not scaled[PAD_ID].any() and scaled.dtype == np.float32
+    cosine = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    assert cosine(scaled[3], scaled[5]) == pytest.approx(cosine(matrix[3], matrix[5]), rel=1e-5)
+    assert np.linalg.norm(matrix[3]) > 2 * np.linalg.norm(scaled[3])  # learned vectors are wider than Keras's start
 
 
 def test_nearest_words_table_names_each_probe(vectors) -> None:
