@@ -156,7 +156,7 @@ class TrainConfig(Section):
         "or from Keras's random initialiser",
     )
     embedding_scale: Literal["learned", "initialiser"] = Field(
-        "learned",
+        "initialiser",
         description="with pretrained: the vectors at their own scale, or rescaled (directions kept) to the spread of "
         "Keras's initialiser (uniform in +-0.05)",
     )
