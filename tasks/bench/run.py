@@ -85,8 +85,8 @@ def bench(
         raise ReviewflowError(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
     architectures = tuple(models or scoring_bench.MODELS)
     strangers = [m for m in architectures if m not in RECURRENT]
-    if strangers or not architectures:
-        raise ReviewflowError(f"--models names {', '.join(strangers) or 'no model'}, not a recurrent model (choose from {', '.join(RECURRENT)})")
+    if strangers:
+        raise ReviewflowError(f"--models names {', '.join(strangers)}, not a recurrent model (choose from {', '.join(RECURRENT)})")
     names = [n for n in BENCHMARKS if n in names]
     sizes = sizes or (QUICK if quick else FULL)
     existing = _target(write, section)  # a bad --write fails before minutes of work
