@@ -187,6 +187,16 @@ def run_score(args: argparse.Namespace) -> int:
     return 1 if quarantined else 0
 
 
+def _listed(value: str | None, option: str, what: str) -> list[str] | None:
+    """`a,b` as names; None when the option is not given; one line when it is given but names nothing."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ReviewflowError(f"{option} names no {what}")
+    return names
+
+
 def run_bench(args: argparse.Namespace) -> int:
     if args.profile:
         from tasks.bench.profile import flow_profile, profile_markdown
@@ -199,16 +209,12 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.table:
         print(table(args.table, args.write, args.section))
         return 0
-    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only is not None else None
-    if only == []:
-        raise ReviewflowError("--only names no benchmark")
+    only = _listed(args.only, "--only", "benchmark")
+    models = _listed(args.models, "--models", "model")
     if args.threads is not None and args.threads < 1:
         raise ReviewflowError(f"--threads must be at least 1, not {args.threads}")
     _expected_errors_in_one_line()
     try:
-        models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models is not None else None
-        if models == []:
-            raise ReviewflowError("--models names no model")
         bench(args.quick, only, args.json, args.write, threads=args.threads, section=args.section, models=models)
     except (ReviewflowError, KeyboardInterrupt):
         raise

@@ -96,13 +96,13 @@ def train_architecture(
     when the run trains several seeds)."""
     architecture, seq_len, settings, name = job.architecture, job.seq_len, job.settings, job.name
     embedding = np.load(vectors.embedding_path) if vectors else None
-    if embedding is not None and settings.embedding_scale == "initialiser":
-        embedding = rescaled(embedding)
     if embedding is not None and embedding.shape[1] != settings.embedding_dim:
         raise ReviewflowError(
             f"{name}: its embedding_dim {settings.embedding_dim} differs from the pretrained vectors' {embedding.shape[1]} "
             f"(train.embedding_dim): set train.by_architecture.{architecture}.embedding_init=random"
         )
+    if embedding is not None and settings.embedding_scale == "initialiser":
+        embedding = rescaled(embedding)
     limit_threads(threads)
     seeded(settings)
     run_id = start_child_run(
